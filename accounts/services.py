@@ -432,7 +432,11 @@ def api_key_can_manage(*, api_key: ApiKey, user: User) -> bool:
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, by: User, request: HttpRequest | None = None) -> ApiKey:
-    api_key = ApiKey.objects.select_for_update().select_related("performer").get(pk=api_key.pk)
+    api_key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("performer")
+        .get(pk=api_key.pk)
+    )
     if not api_key_can_manage(api_key=api_key, user=by):
         raise PermissionDenied("Only an owner can revoke this key.", code="owner_required")
     if api_key.revoked_at is None:

@@ -55,6 +55,15 @@ class Worker:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for_output(self, text: str, timeout: float = 30) -> bool:
+        """The worker logs after it stores a result, so poll for log lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return True
+            time.sleep(0.1)
+        return False
+
     def kill(self) -> None:
         """SIGKILL: the worker dies mid-task, as in a crash."""
         self.process.kill()

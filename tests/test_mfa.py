@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from allauth.mfa.models import Authenticator
 from django.core.cache import cache
@@ -12,7 +10,9 @@ from django.urls import reverse
 from tests.factories import PASSWORD
 from tests.totp import totp_code
 
-pytestmark = pytest.mark.django_db
+# allauth announces a new authenticator on commit, and this project records
+# the second factor in the session then: the tests need real commits.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _login(client, email):
@@ -56,9 +56,7 @@ def test_staff_login_asks_for_the_code_and_then_admits(client, staff_user):
     assert "_auth_user_id" not in client.session
     assert client.get("/admin/").status_code == 302
 
-    response = client.post(
-        reverse("mfa_authenticate"), {"code": totp_code(secret, time.time() + 30)}
-    )
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
     assert response.status_code == 302
     assert client.get("/admin/").status_code == 200
 
@@ -88,8 +86,7 @@ def test_non_staff_cannot_reach_the_admin(client, outsider):
     _login(client, outsider.email)
     assert client.get("/admin/").status_code in {302, 403}
     assert client.get("/admin/login/").status_code == 403
-    assert client.get("/staff/").status_code == 302
-    assert not client.get("/staff/", follow=True).redirect_chain[-1][0].startswith("/staff/")
+    assert client.get("/staff/").status_code == 403
 
 
 def test_anonymous_admin_login_goes_to_allauth(client):

@@ -1,0 +1,978 @@
+"""Writes for the catalogue: recordings, provenance, consent, signatures,
+splits, listings and their review, and the catalogue index.
+
+Rules that must hold (DESIGN.md invariants 5, 6 and 8):
+- a listing's permitted uses never exceed the active consent of any of its
+  recordings, and a recording without active consent is never for sale;
+- a recording with missing provenance cannot be listed;
+- bad input raises ``core.errors.ValidationError`` naming the field, inside a
+  transaction, so nothing is half-saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from itertools import pairwise
+
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import PerformerProfile, User
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from core.services import audit_record, client_ip
+from marketplace.consent_texts import CURRENT_VERSION, TEXTS
+from marketplace.models import (
+    CatalogueEntry,
+    ConsentEvent,
+    ConsentRecord,
+    ConsentText,
+    EmotionalSignature,
+    Listing,
+    ListingItem,
+    Provenance,
+    Recording,
+    RecordingSplit,
+)
+from marketplace.taxonomy import (
+    FACS_ACTION_UNITS,
+    Annotator,
+    Authenticity,
+    Emotion,
+    SensitiveContent,
+    Use,
+    VocalEvent,
+)
+
+LISTING_MIN_DAYS = 30
+LISTING_MAX_DAYS = 1095
+TOTAL_BPS = 10_000
+
+
+def _field_error(field: str, message: str, code: str = "validation_error") -> ValidationError:
+    return ValidationError(f"{field}: {message}", code=code, details={"fields": {field: [message]}})
+
+
+def _require_owner(recording: Recording, user: User) -> None:
+    if recording.performer.user_id != user.pk:
+        raise NotFound("No such recording.")
+
+
+# --- Provenance ---------------------------------------------------------------
+
+
+@transaction.atomic
+def provenance_save(
+    *,
+    recording: Recording,
+    by: User,
+    performer_name: str,
+    performer_contact: str,
+    recording_date: date | None,
+    session_name: str = "",
+    studio: str = "",
+    annotator: str = "",
+    request: HttpRequest | None = None,
+) -> Provenance:
+    _require_owner(recording, by)
+    if recording_date is not None and recording_date > timezone.localdate():
+        raise _field_error("recording_date", "The recording date cannot be in the future.")
+    provenance, _ = Provenance.objects.select_for_update().get_or_create(recording=recording)
+    provenance.performer_name = performer_name.strip()
+    provenance.performer_contact = performer_contact.strip()
+    provenance.recording_date = recording_date
+    provenance.session_name = session_name.strip()
+    provenance.studio = studio.strip()
+    provenance.annotator = annotator.strip()
+    provenance.save()
+    audit_record(action="provenance.saved", actor=by, target=recording, request=request)
+    _refresh_listings_of(recording)
+    return provenance
+
+
+# --- Consent ------------------------------------------------------------------------
+
+
+def consent_text_current() -> ConsentText:
+    """The consent wording in force. Stored on first use, so the hash always
+    matches the exact words shown."""
+    body = TEXTS[CURRENT_VERSION]
+    text, _ = ConsentText.objects.get_or_create(
+        version=CURRENT_VERSION,
+        defaults={
+            "body": body,
+            "sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "published_at": timezone.now(),
+        },
+    )
+    return text
+
+
+def _clean_choices(
+    field: str, values: Iterable[str], allowed: type, *, required: bool
+) -> list[str]:
+    values = list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+    unknown = [v for v in values if v not in allowed.values]
+    if unknown:
+        raise _field_error(field, f"Unknown value(s): {', '.join(unknown)}.", code="unknown_choice")
+    if required and not values:
+        raise _field_error(field, "Choose at least one.")
+    return values
+
+
+@transaction.atomic
+def consent_give(
+    *,
+    recording: Recording,
+    by: User,
+    allowed_uses: Sequence[str],
+    sensitive_content: Sequence[str],
+    sensitive_content_licensable: bool,
+    signature_name: str,
+    consent_text_version: str,
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> ConsentRecord:
+    """Record the performer's consent. A new consent supersedes the current
+    one (e.g. to widen or narrow the allowed uses)."""
+    _require_owner(recording, by)
+    text = consent_text_current()
+    if consent_text_version != text.version:
+        raise _field_error(
+            "consent_text_version",
+            f"The consent text changed (now {text.version}). Read the current text and sign again.",
+            code="consent_text_outdated",
+        )
+    uses = _clean_choices("allowed_uses", allowed_uses, Use, required=True)
+    sensitive = _clean_choices(
+        "sensitive_content", sensitive_content, SensitiveContent, required=False
+    )
+    signature = " ".join(signature_name.split())
+    legal_name = " ".join(recording.performer.legal_name.split())
+    if not signature:
+        raise _field_error("signature_name", "Type your full legal name to sign.")
+    if signature.casefold() != legal_name.casefold():
+        raise _field_error(
+            "signature_name",
+            f"The signature must be your full legal name as in your profile ({legal_name}).",
+            code="signature_mismatch",
+        )
+    if Use.RESEARCH_ONLY in uses and len(uses) > 1:
+        raise _field_error(
+            "allowed_uses",
+            "“Research only” cannot be combined with other uses.",
+            code="conflicting_uses",
+        )
+
+    now = timezone.now()
+    recording = Recording.objects.select_for_update().get(pk=recording.pk)
+    current = ConsentRecord.objects.filter(recording=recording, superseded_at__isnull=True).first()
+    if current is not None:
+        current.superseded_at = now
+        current.save(update_fields=["superseded_at"])
+        ConsentEvent.objects.create(
+            consent=current, kind=ConsentEvent.Kind.SUPERSEDED, at=now, actor=by
+        )
+    ip = ip_address or client_ip(request)
+    consent = ConsentRecord.objects.create(
+        recording=recording,
+        consent_text=text,
+        consent_text_sha256=text.sha256,
+        allowed_uses=uses,
+        sensitive_content=sensitive,
+        sensitive_content_licensable=bool(sensitive_content_licensable),
+        signature_name=signature,
+        signed_by=by,
+        signed_at=now,
+        ip_address=ip,
+        user_agent=(user_agent or (request.headers.get("User-Agent", "") if request else ""))[:400],
+    )
+    ConsentEvent.objects.create(
+        consent=consent,
+        kind=ConsentEvent.Kind.GIVEN,
+        at=now,
+        actor=by,
+        ip_address=ip,
+        data={"allowed_uses": uses, "sensitive_content": sensitive, "version": text.version},
+    )
+    audit_record(
+        action="consent.given",
+        actor=by,
+        target=recording,
+        request=request,
+        data={"consent": consent.pk, "allowed_uses": uses, "version": text.version},
+    )
+    _refresh_listings_of(recording)
+    return consent
+
+
+@transaction.atomic
+def consent_withdraw(
+    *, recording: Recording, by: User, reason: str = "", request: HttpRequest | None = None
+) -> ConsentRecord:
+    """Withdraw consent. New sales stop at once: every listing that offers the
+    recording leaves the catalogue in this same transaction."""
+    _require_owner(recording, by)
+    recording = Recording.objects.select_for_update().get(pk=recording.pk)
+    consent = ConsentRecord.objects.filter(recording=recording, superseded_at__isnull=True).first()
+    if consent is None or consent.withdrawn_at is not None:
+        raise Conflict("There is no active consent to withdraw.", code="no_active_consent")
+    now = timezone.now()
+    consent.withdrawn_at = now
+    consent.withdrawal_reason = reason.strip()[:2000]
+    consent.save(update_fields=["withdrawn_at", "withdrawal_reason"])
+    ConsentEvent.objects.create(
+        consent=consent,
+        kind=ConsentEvent.Kind.WITHDRAWN,
+        at=now,
+        actor=by,
+        ip_address=client_ip(request),
+        data={"reason": consent.withdrawal_reason},
+    )
+    audit_record(action="consent.withdrawn", actor=by, target=recording, request=request)
+    for listing in Listing.objects.select_for_update().filter(
+        items__recording=recording, status__in=[Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW]
+    ):
+        _listing_set_status(
+            listing,
+            Listing.Status.UNPUBLISHED,
+            by=by,
+            reason=f"Consent for {recording.uid} was withdrawn.",
+            request=request,
+        )
+    return consent
+
+
+def consent_active(recording: Recording) -> ConsentRecord | None:
+    return (
+        ConsentRecord.objects.filter(
+            recording=recording, superseded_at__isnull=True, withdrawn_at__isnull=True
+        )
+        .select_related("consent_text")
+        .first()
+    )
+
+
+# --- Emotional signature ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArcSegment:
+    start: float
+    end: float
+    emotion: str
+    intensity: int
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "emotion": self.emotion,
+            "intensity": self.intensity,
+            "note": self.note,
+        }
+
+
+def arc_clean(raw: object, *, duration_seconds: float) -> list[dict]:
+    """Validate an arc: segments inside [0, duration], start < end, no overlap,
+    known emotions, intensity 1–5. Returns the segments sorted by start."""
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list):
+        raise _field_error("arc", "The arc must be a list of segments.")
+    segments: list[ArcSegment] = []
+    for index, item in enumerate(raw, start=1):
+        where = f"segment {index}"
+        if not isinstance(item, dict):
+            raise _field_error(
+                "arc", f"{where} must be an object with start, end, emotion, intensity."
+            )
+        try:
+            start = float(item["start"])
+            end = float(item["end"])
+            intensity = int(item.get("intensity", 3))
+        except (KeyError, TypeError, ValueError):
+            raise _field_error(
+                "arc", f"{where}: start and end must be numbers of seconds."
+            ) from None
+        emotion = str(item.get("emotion", "")).strip()
+        if emotion not in Emotion.values:
+            raise _field_error(
+                "arc", f"{where}: unknown emotion “{emotion}”.", code="unknown_emotion"
+            )
+        if not 1 <= intensity <= 5:
+            raise _field_error("arc", f"{where}: intensity must be 1 to 5.")
+        if start < 0 or end <= start:
+            raise _field_error(
+                "arc", f"{where}: it must start at 0 s or later and end after it starts."
+            )
+        if end > duration_seconds + 1e-6:
+            raise _field_error(
+                "arc",
+                f"{where} ends at {end:g} s, after the recording ends ({duration_seconds:.2f} s).",
+                code="arc_out_of_range",
+            )
+        segments.append(ArcSegment(start, end, emotion, intensity, str(item.get("note", ""))[:500]))
+    segments.sort(key=lambda s: s.start)
+    for before, after in pairwise(segments):
+        if after.start < before.end - 1e-9:
+            raise _field_error(
+                "arc",
+                f"Segments {before.start:g}–{before.end:g} s and "
+                f"{after.start:g}–{after.end:g} s overlap.",
+                code="arc_overlap",
+            )
+    return [s.as_dict() for s in segments]
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    cleaned = []
+    for tag in tags:
+        tag = " ".join(str(tag).split()).lower()[:40]
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > 30:
+        raise _field_error("tags", "At most 30 tags.")
+    return cleaned
+
+
+@transaction.atomic
+def signature_save(
+    *,
+    recording: Recording,
+    by: User,
+    primary_emotion: str,
+    intensity: int,
+    valence: float,
+    arousal: float,
+    authenticity: str,
+    arc: object = (),
+    action_units: Sequence[int] = (),
+    vocal_events: Sequence[str] = (),
+    annotator: str = Annotator.SELF,
+    description: str = "",
+    tags: Sequence[str] = (),
+    request: HttpRequest | None = None,
+) -> EmotionalSignature:
+    _require_owner(recording, by)
+    if primary_emotion not in Emotion.values:
+        raise _field_error(
+            "primary_emotion", f"Unknown emotion “{primary_emotion}”.", code="unknown_emotion"
+        )
+    if authenticity not in Authenticity.values:
+        raise _field_error(
+            "authenticity", f"Unknown authenticity “{authenticity}”.", code="unknown_choice"
+        )
+    if annotator not in Annotator.values:
+        raise _field_error("annotator", f"Unknown annotator “{annotator}”.", code="unknown_choice")
+    try:
+        intensity = int(intensity)
+        valence = float(valence)
+        arousal = float(arousal)
+    except (TypeError, ValueError):
+        raise _field_error("intensity", "Intensity, valence and arousal must be numbers.") from None
+    if not 1 <= intensity <= 5:
+        raise _field_error("intensity", "Intensity must be 1 to 5.")
+    if not -1 <= valence <= 1:
+        raise _field_error("valence", "Valence must be between −1 and 1.")
+    if not 0 <= arousal <= 1:
+        raise _field_error("arousal", "Arousal must be between 0 and 1.")
+    units = []
+    for unit in action_units:
+        try:
+            number = int(str(unit).upper().removeprefix("AU"))
+        except ValueError:
+            raise _field_error("action_units", f"“{unit}” is not a FACS action unit.") from None
+        if number not in FACS_ACTION_UNITS:
+            raise _field_error("action_units", f"AU{number} is not a FACS action unit we record.")
+        units.append(number)
+    events = _clean_choices("vocal_events", vocal_events, VocalEvent, required=False)
+    signature, created = EmotionalSignature.objects.select_for_update().get_or_create(
+        recording=recording,
+        defaults={
+            "primary_emotion": primary_emotion,
+            "intensity": intensity,
+            "valence": valence,
+            "arousal": arousal,
+            "authenticity": authenticity,
+        },
+    )
+    signature.primary_emotion = primary_emotion
+    signature.intensity = intensity
+    signature.valence = valence
+    signature.arousal = arousal
+    signature.authenticity = authenticity
+    signature.arc = arc_clean(
+        list(arc) if isinstance(arc, tuple) else arc, duration_seconds=recording.duration_seconds
+    )
+    signature.action_units = sorted(set(units))
+    signature.vocal_events = events
+    signature.annotator = annotator
+    signature.description = description.strip()[:2000]
+    signature.tags = _clean_tags(tags)
+    signature.save()
+    audit_record(
+        action="signature.created" if created else "signature.updated",
+        actor=by,
+        target=recording,
+        request=request,
+        data={"primary_emotion": primary_emotion, "intensity": intensity},
+    )
+    _refresh_listings_of(recording)
+    return signature
+
+
+# --- Splits -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def splits_set(
+    *,
+    recording: Recording,
+    by: User,
+    shares: Sequence[tuple[PerformerProfile, int]],
+    request: HttpRequest | None = None,
+) -> list[RecordingSplit]:
+    """Replace the recording's splits. Basis points must sum to exactly 10,000."""
+    _require_owner(recording, by)
+    if not shares:
+        raise _field_error("splits", "At least one performer must share the recording.")
+    seen = set()
+    total = 0
+    for performer, bps in shares:
+        if performer.pk in seen:
+            raise _field_error("splits", f"{performer.stage_name} appears twice.")
+        seen.add(performer.pk)
+        if not isinstance(bps, int) or not 1 <= bps <= TOTAL_BPS:
+            raise _field_error(
+                "splits", "Each share is a whole number of basis points from 1 to 10,000."
+            )
+        total += bps
+    if total != TOTAL_BPS:
+        raise _field_error(
+            "splits",
+            f"Shares add up to {total} basis points; they must add up to exactly 10,000 (100%).",
+            code="splits_not_100_percent",
+        )
+    if Listing.objects.filter(items__recording=recording, status=Listing.Status.PUBLISHED).exists():
+        raise Conflict(
+            "Unpublish the listings that offer this recording before changing its splits.",
+            code="recording_listed",
+        )
+    RecordingSplit.objects.filter(recording=recording).delete()
+    splits = [
+        RecordingSplit.objects.create(recording=recording, performer=p, share_bps=b)
+        for p, b in shares
+    ]
+    audit_record(
+        action="splits.set",
+        actor=by,
+        target=recording,
+        request=request,
+        data={"splits": {str(p.pk): b for p, b in shares}},
+    )
+    return splits
+
+
+# --- Listings ---------------------------------------------------------------------------
+
+
+@dataclass
+class ListingTerms:
+    title: str
+    description: str = ""
+    duration_days: int = 730
+    permitted_uses: Sequence[str] = ()
+    worldwide: bool = True
+    territories: Sequence[str] = ()
+    sublicensing_allowed: bool = False
+    attribution_required: bool = False
+    price_minor: int = 0
+    currency: str = "USD"
+    revenue_share_bps: int = 2000
+    revenue_threshold_minor: int = 1_000_000
+    per_unit_rates: dict | None = None
+    reuse_caps: dict | None = None
+
+
+SUPPORTED_CURRENCIES = {"USD", "EUR", "GBP", "CAD", "AUD"}
+REUSE_CAP_KEYS = {"max_models_trained", "max_fine_tunes", "max_deployments"}
+
+
+def _clean_terms(terms: ListingTerms) -> dict:
+    from django_countries import countries
+
+    title = " ".join(terms.title.split())
+    if not title:
+        raise _field_error("title", "Give the listing a title.")
+    try:
+        duration = int(terms.duration_days)
+    except (TypeError, ValueError):
+        raise _field_error(
+            "duration_days", "The license duration is a whole number of days."
+        ) from None
+    if not LISTING_MIN_DAYS <= duration <= LISTING_MAX_DAYS:
+        raise _field_error(
+            "duration_days",
+            f"Licenses last {LISTING_MIN_DAYS} to {LISTING_MAX_DAYS} days; "
+            "there is no perpetual license.",
+            code="duration_out_of_range",
+        )
+    uses = _clean_choices("permitted_uses", terms.permitted_uses, Use, required=True)
+    territories: list[str] = []
+    if not terms.worldwide:
+        for code in terms.territories:
+            code = str(code).strip().upper()
+            if code not in dict(countries):
+                raise _field_error("territories", f"“{code}” is not an ISO 3166 country code.")
+            if code not in territories:
+                territories.append(code)
+        if not territories:
+            raise _field_error("territories", "Choose worldwide or at least one country.")
+    currency = str(terms.currency).upper()
+    if currency not in SUPPORTED_CURRENCIES:
+        raise _field_error(
+            "currency", f"Prices can be in {', '.join(sorted(SUPPORTED_CURRENCIES))}."
+        )
+    for field, value, low, high in [
+        ("price_minor", terms.price_minor, 0, 10**11),
+        ("revenue_share_bps", terms.revenue_share_bps, 0, TOTAL_BPS),
+        ("revenue_threshold_minor", terms.revenue_threshold_minor, 0, 10**13),
+    ]:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _field_error(field, f"Must be a whole number from {low} to {high:,}.")
+    if terms.price_minor < 100 and currency:
+        raise _field_error("price_minor", "The price must be at least 1.00.")
+    rates = {}
+    for metric, rate in (terms.per_unit_rates or {}).items():
+        from marketplace.taxonomy import Metric
+
+        if metric not in Metric.values or metric == Metric.DOWNSTREAM_REVENUE:
+            raise _field_error(
+                "per_unit_rates", f"“{metric}” is not a metric with a per-unit rate."
+            )
+        if not isinstance(rate, dict):
+            raise _field_error(
+                "per_unit_rates", f"The rate for {metric} needs amount_minor and per."
+            )
+        amount, per = rate.get("amount_minor"), rate.get("per", 1)
+        if not isinstance(amount, int) or amount < 0 or not isinstance(per, int) or per < 1:
+            raise _field_error(
+                "per_unit_rates",
+                f"The rate for {metric} is a whole amount_minor ≥ 0 per a whole number ≥ 1.",
+            )
+        if amount:
+            rates[metric] = {"amount_minor": amount, "per": per}
+    caps = {}
+    for key, value in (terms.reuse_caps or {}).items():
+        if key not in REUSE_CAP_KEYS:
+            raise _field_error("reuse_caps", f"Unknown cap “{key}”.")
+        if value in (None, ""):
+            continue
+        if not isinstance(value, int) or value < 1:
+            raise _field_error("reuse_caps", f"{key} must be a whole number of at least 1.")
+        caps[key] = value
+    return {
+        "title": title[:200],
+        "description": terms.description.strip()[:5000],
+        "duration_days": duration,
+        "permitted_uses": uses,
+        "worldwide": bool(terms.worldwide),
+        "territories": territories,
+        "sublicensing_allowed": bool(terms.sublicensing_allowed),
+        "attribution_required": bool(terms.attribution_required),
+        "price_minor": terms.price_minor,
+        "currency": currency,
+        "revenue_share_bps": terms.revenue_share_bps,
+        "revenue_threshold_minor": terms.revenue_threshold_minor,
+        "per_unit_rates": rates,
+        "reuse_caps": caps,
+    }
+
+
+def listing_problems(listing: Listing, recordings: Sequence[Recording] | None = None) -> list[str]:
+    """Why the listing cannot be offered as it stands (empty when it can)."""
+    problems: list[str] = []
+    recordings = list(recordings if recordings is not None else listing.recordings.all())
+    if not recordings:
+        problems.append("The listing offers no recordings.")
+    for recording in recordings:
+        label = f"{recording.uid} “{recording.title}”"
+        if recording.status != Recording.Status.ACTIVE:
+            problems.append(f"{label} is {recording.get_status_display().lower()}.")
+        provenance = Provenance.objects.filter(recording=recording).first()
+        missing = (
+            provenance.missing_fields()
+            if provenance
+            else ["performer_name", "performer_contact", "recording_date"]
+        )
+        if missing:
+            problems.append(f"{label} is missing provenance: {', '.join(missing)}.")
+        consent = consent_active(recording)
+        if consent is None:
+            problems.append(f"{label} has no active consent.")
+        else:
+            wider = sorted(set(listing.permitted_uses) - set(consent.allowed_uses))
+            if wider:
+                labels = ", ".join(Use(u).label for u in wider)
+                problems.append(f"{label}: the performer did not consent to {labels}.")
+            if consent.sensitive_content and not consent.sensitive_content_licensable:
+                problems.append(
+                    f"{label} holds sensitive content the performer did not agree to license."
+                )
+        if not EmotionalSignature.objects.filter(recording=recording).exists():
+            problems.append(f"{label} has no emotional signature.")
+        total = sum(s.share_bps for s in RecordingSplit.objects.filter(recording=recording))
+        if total != TOTAL_BPS:
+            problems.append(f"{label}: splits add up to {total} basis points, not 10,000.")
+    return problems
+
+
+def _validate_recordings_for(
+    performer: PerformerProfile, recording_ids: Sequence[int]
+) -> list[Recording]:
+    ids = list(dict.fromkeys(recording_ids))
+    if not ids:
+        raise _field_error("recordings", "Choose at least one recording.")
+    if len(ids) > 500:
+        raise _field_error("recordings", "A pack holds at most 500 recordings.")
+    recordings = list(
+        Recording.objects.filter(pk__in=ids, performer=performer).select_related("performer")
+    )
+    if len(recordings) != len(ids):
+        raise _field_error(
+            "recordings", "Some of these recordings are not yours.", code="not_found"
+        )
+    by_id = {r.pk: r for r in recordings}
+    return [by_id[i] for i in ids]
+
+
+def _check_uses_within_consent(
+    permitted_uses: Sequence[str], recordings: Sequence[Recording]
+) -> None:
+    for recording in recordings:
+        consent = consent_active(recording)
+        allowed = set(consent.allowed_uses) if consent else set()
+        wider = sorted(set(permitted_uses) - allowed)
+        if wider:
+            raise _field_error(
+                "permitted_uses",
+                f"{recording.uid}: permitted uses exceed the performer's consent "
+                f"({', '.join(Use(u).label for u in wider)} not consented).",
+                code="uses_exceed_consent",
+            )
+
+
+@transaction.atomic
+def listing_create(
+    *,
+    performer: PerformerProfile,
+    by: User,
+    recording_ids: Sequence[int],
+    terms: ListingTerms,
+    request: HttpRequest | None = None,
+) -> Listing:
+    if performer.user_id != by.pk:
+        raise PermissionDenied("You can only list your own recordings.")
+    values = _clean_terms(terms)
+    recordings = _validate_recordings_for(performer, recording_ids)
+    _check_uses_within_consent(values["permitted_uses"], recordings)
+    listing = Listing.objects.create(performer=performer, **values)
+    ListingItem.objects.bulk_create(
+        [ListingItem(listing=listing, recording=r, position=i) for i, r in enumerate(recordings)]
+    )
+    audit_record(
+        action="listing.created",
+        actor=by,
+        target=listing,
+        request=request,
+        data={"recordings": [r.uid for r in recordings], "terms": values},
+    )
+    return listing
+
+
+@transaction.atomic
+def listing_update(
+    *,
+    listing: Listing,
+    by: User,
+    terms: ListingTerms,
+    recording_ids: Sequence[int] | None = None,
+    request: HttpRequest | None = None,
+) -> Listing:
+    """Edit a listing. Licenses already sold keep the terms they were sold
+    under (they hold a copy); a published listing stays published and the new
+    terms apply to future sales. Changing the recordings of a published
+    listing sends it back to review."""
+    listing = Listing.objects.select_for_update().get(pk=listing.pk)
+    if listing.performer.user_id != by.pk:
+        raise NotFound("No such listing.")
+    before = _clean_terms_snapshot(listing)
+    values = _clean_terms(terms)
+    recordings = (
+        _validate_recordings_for(listing.performer, recording_ids)
+        if recording_ids is not None
+        else list(listing.recordings.all())
+    )
+    _check_uses_within_consent(values["permitted_uses"], recordings)
+    for name, value in values.items():
+        setattr(listing, name, value)
+    listing.revision += 1
+    recordings_changed = recording_ids is not None and [r.pk for r in recordings] != list(
+        listing.items.values_list("recording_id", flat=True)
+    )
+    if recordings_changed:
+        listing.items.all().delete()
+        ListingItem.objects.bulk_create(
+            [
+                ListingItem(listing=listing, recording=r, position=i)
+                for i, r in enumerate(recordings)
+            ]
+        )
+    listing.save()
+    if recordings_changed and listing.status == Listing.Status.PUBLISHED:
+        _listing_set_status(
+            listing, Listing.Status.IN_REVIEW, by=by, reason="Recordings changed.", request=request
+        )
+    audit_record(
+        action="listing.updated",
+        actor=by,
+        target=listing,
+        request=request,
+        data={"before": before, "after": values, "revision": listing.revision},
+    )
+    catalogue_refresh_listing(listing)
+    return listing
+
+
+def _clean_terms_snapshot(listing: Listing) -> dict:
+    return {
+        name: getattr(listing, name)
+        for name in (
+            "title",
+            "duration_days",
+            "permitted_uses",
+            "worldwide",
+            "territories",
+            "sublicensing_allowed",
+            "attribution_required",
+            "price_minor",
+            "currency",
+            "revenue_share_bps",
+            "revenue_threshold_minor",
+            "per_unit_rates",
+            "reuse_caps",
+        )
+    }
+
+
+def _listing_set_status(
+    listing: Listing,
+    status: str,
+    *,
+    by: User | None,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> None:
+    old = listing.status
+    listing.status = status
+    now = timezone.now()
+    fields = ["status", "updated_at"]
+    if status == Listing.Status.IN_REVIEW:
+        listing.submitted_at = now
+        listing.rejection_reason = ""
+        fields += ["submitted_at", "rejection_reason"]
+    elif status in (Listing.Status.PUBLISHED, Listing.Status.REJECTED):
+        listing.reviewed_at = now
+        listing.reviewed_by = by
+        fields += ["reviewed_at", "reviewed_by"]
+        if status == Listing.Status.PUBLISHED:
+            listing.published_at = now
+            fields.append("published_at")
+        else:
+            listing.rejection_reason = reason
+            fields.append("rejection_reason")
+    listing.save(update_fields=fields)
+    audit_record(
+        action=f"listing.{status}",
+        actor=by,
+        target=listing,
+        request=request,
+        data={"from": old, "to": status, "reason": reason},
+    )
+    catalogue_refresh_listing(listing)
+
+
+_TRANSITIONS = {
+    "submit": (
+        {Listing.Status.DRAFT, Listing.Status.REJECTED, Listing.Status.UNPUBLISHED},
+        Listing.Status.IN_REVIEW,
+    ),
+    "approve": ({Listing.Status.IN_REVIEW}, Listing.Status.PUBLISHED),
+    "reject": ({Listing.Status.IN_REVIEW}, Listing.Status.REJECTED),
+    "unpublish": ({Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW}, Listing.Status.UNPUBLISHED),
+}
+
+
+_PAST = {
+    "submit": "submitted",
+    "approve": "approved",
+    "reject": "rejected",
+    "unpublish": "unpublished",
+}
+
+
+def _transition(listing: Listing, action: str) -> str:
+    allowed_from, to = _TRANSITIONS[action]
+    if listing.status not in allowed_from:
+        state = listing.get_status_display().lower()
+        raise Conflict(
+            f"A listing that is {state} cannot be {_PAST[action]}.",
+            code="invalid_listing_transition",
+        )
+    return to
+
+
+@transaction.atomic
+def listing_submit(*, listing: Listing, by: User, request: HttpRequest | None = None) -> Listing:
+    listing = Listing.objects.select_for_update().select_related("performer").get(pk=listing.pk)
+    if listing.performer.user_id != by.pk:
+        raise NotFound("No such listing.")
+    to = _transition(listing, "submit")
+    problems = listing_problems(listing)
+    if problems:
+        raise ValidationError(
+            "The listing cannot go to review yet: " + " ".join(problems),
+            code="listing_not_ready",
+            details={"problems": problems},
+        )
+    _listing_set_status(listing, to, by=by, request=request)
+    return listing
+
+
+@transaction.atomic
+def listing_review(
+    *,
+    listing: Listing,
+    by: User,
+    approve: bool,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> Listing:
+    """Staff approve (publish) or reject, with a reason the performer sees."""
+    if not by.is_staff:
+        raise PermissionDenied("Only staff review listings.")
+    listing = Listing.objects.select_for_update().get(pk=listing.pk)
+    to = _transition(listing, "approve" if approve else "reject")
+    if approve:
+        problems = listing_problems(listing)
+        if problems:
+            raise ValidationError(
+                "The listing cannot be published: " + " ".join(problems),
+                code="listing_not_ready",
+                details={"problems": problems},
+            )
+    elif not reason.strip():
+        raise _field_error("reason", "Tell the performer what to change.")
+    _listing_set_status(listing, to, by=by, reason=reason.strip(), request=request)
+    return listing
+
+
+@transaction.atomic
+def listing_unpublish(
+    *, listing: Listing, by: User, reason: str = "", request: HttpRequest | None = None
+) -> Listing:
+    listing = Listing.objects.select_for_update().select_related("performer").get(pk=listing.pk)
+    if listing.performer.user_id != by.pk and not by.is_staff:
+        raise NotFound("No such listing.")
+    to = _transition(listing, "unpublish")
+    _listing_set_status(listing, to, by=by, reason=reason, request=request)
+    return listing
+
+
+def listing_is_for_sale(listing: Listing) -> bool:
+    """Checked again at checkout: published, and every recording still sellable."""
+    return listing.status == Listing.Status.PUBLISHED and not listing_problems(listing)
+
+
+# --- The catalogue index ----------------------------------------------------------------
+
+
+def _search_document(listing: Listing, recording: Recording, signature: EmotionalSignature) -> str:
+    parts = [
+        listing.title,
+        listing.description,
+        recording.title,
+        signature.description,
+        " ".join(signature.tags),
+        Emotion(signature.primary_emotion).label,
+        Authenticity(signature.authenticity).label,
+        " ".join(
+            Emotion(s["emotion"]).label for s in signature.arc if s.get("emotion") in Emotion.values
+        ),
+        " ".join(signature.vocal_events),
+        recording.performer.stage_name,
+        recording.language,
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def catalogue_refresh_listing(listing: Listing) -> int:
+    """Rebuild the listing's catalogue rows: none unless it is published and
+    every recording is sellable. Returns the number of rows."""
+    with transaction.atomic():
+        CatalogueEntry.objects.filter(listing=listing).delete()
+        if listing.status != Listing.Status.PUBLISHED:
+            return 0
+        recordings = list(
+            listing.recordings.select_related("performer", "signature").order_by(
+                "listingitem__position"
+            )
+        )
+        if listing_problems(listing, recordings):
+            return 0
+        uses = set(listing.permitted_uses)
+        territories = "|" + "|".join(listing.territories) + "|" if not listing.worldwide else ""
+        entries = [
+            CatalogueEntry(
+                listing=listing,
+                recording=r,
+                performer_id=r.performer_id,
+                primary_emotion=r.signature.primary_emotion,
+                intensity=r.signature.intensity,
+                valence=r.signature.valence,
+                arousal=r.signature.arousal,
+                authenticity=r.signature.authenticity,
+                language=r.language.lower(),
+                media_kind=r.media_kind,
+                duration_seconds=r.duration_seconds,
+                price_minor=listing.price_minor,
+                currency=listing.currency,
+                use_model_training=Use.MODEL_TRAINING in uses,
+                use_evaluation=Use.EVALUATION in uses,
+                use_fine_tuning=Use.FINE_TUNING in uses,
+                use_synthetic_generation=Use.SYNTHETIC_GENERATION in uses,
+                use_commercial_deployment=Use.COMMERCIAL_DEPLOYMENT in uses,
+                use_research_only=Use.RESEARCH_ONLY in uses,
+                worldwide=listing.worldwide,
+                territories=territories,
+                search_document=_search_document(listing, r, r.signature),
+                published_at=listing.published_at or timezone.now(),
+            )
+            for r in recordings
+        ]
+        CatalogueEntry.objects.bulk_create(entries)
+        return len(entries)
+
+
+def _refresh_listings_of(recording: Recording) -> None:
+    for listing in Listing.objects.filter(
+        Q(items__recording=recording), status=Listing.Status.PUBLISHED
+    ).distinct():
+        catalogue_refresh_listing(listing)
