@@ -191,6 +191,16 @@ STORAGES = {
     },
 }
 
+# --- Uploads ----------------------------------------------------------------
+# Uploaded files stream to a temporary file on disk while they are hashed and
+# measured (marketplace.uploads); nothing holds a whole recording in memory.
+RECORDING_MAX_UPLOAD_BYTES = env.int("RECORDING_MAX_UPLOAD_BYTES", default=500 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = ["marketplace.uploads.HashingUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or None
+DATA_UPLOAD_MAX_NUMBER_FILES = 250
+PREVIEW_SECONDS = env.int("PREVIEW_SECONDS", default=12)
+
 # --- Email ----------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

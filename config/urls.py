@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -10,6 +9,7 @@ admin.site.site_title = "Residuals admin"
 
 api_v1 = [
     path("", include("accounts.api_urls")),
+    path("", include("marketplace.api_urls")),
 ]
 
 urlpatterns = [
@@ -22,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
+    path("", include("marketplace.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -30,7 +31,5 @@ urlpatterns = [
 handler404 = "core.views.not_found"
 handler500 = "core.views.server_error"
 
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# Media is never served from MEDIA_URL, not even in development: originals
+# leave only through licensed download links, previews through their view.

@@ -410,3 +410,61 @@ class CatalogueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"listing {self.listing_id} / recording {self.recording_id}"
+
+
+class ImportBatch(models.Model):
+    """A session's worth of takes imported from a CSV manifest, through the
+    web UI or ``manage.py import_recordings``. Rows are validated one by one;
+    a bad row never blocks the good ones."""
+
+    class Source(models.TextChoices):
+        WEB = "web", "Web upload"
+        COMMAND = "command", "Command line"
+        API = "api", "API"
+
+    performer = models.ForeignKey(
+        PerformerProfile, on_delete=models.PROTECT, related_name="imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=8, choices=Source.choices)
+    manifest_name = models.CharField(max_length=255)
+    manifest_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.manifest_name})"
+
+
+class ImportRow(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for its file"
+        IMPORTED = "imported", "Imported"
+        ALREADY_IMPORTED = "already_imported", "Already imported"
+        REFUSED = "refused", "Refused"
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="rows")
+    row_number = models.PositiveIntegerField()  # 1 = first data row after the header
+    file_name = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error_code = models.CharField(max_length=60, blank=True)
+    message = models.TextField(blank=True)
+    recording = models.ForeignKey(
+        Recording, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["batch", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row_number"], name="import_row_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Row {self.row_number} ({self.file_name}): {self.status}"

@@ -20,6 +20,12 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    # Every test stores files in its own folder, never in var/media.
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     # allauth keeps rate limits and used TOTP codes in the cache.
     cache.clear()
