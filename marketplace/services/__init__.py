@@ -930,11 +930,12 @@ def catalogue_refresh_listing(listing: Listing) -> int:
         CatalogueEntry.objects.filter(listing=listing).delete()
         if listing.status != Listing.Status.PUBLISHED:
             return 0
-        recordings = list(
-            listing.recordings.select_related("performer", "signature").order_by(
-                "listingitem__position"
-            )
-        )
+        recordings = [
+            item.recording
+            for item in ListingItem.objects.filter(listing=listing)
+            .select_related("recording__performer", "recording__signature")
+            .order_by("position", "id")
+        ]
         if listing_problems(listing, recordings):
             return 0
         uses = set(listing.permitted_uses)
