@@ -241,6 +241,16 @@ SPECTACULAR_SETTINGS = {
 }
 API_KEY_PREFIX = "rsd"
 
+# --- Payments ----------------------------------------------------------------
+# With no STRIPE_SECRET_KEY the simulated gateway runs (DEBUG only) and every
+# page says payments are simulated. STRIPE_API_BASE points the official
+# library elsewhere (the tests' Stripe double). Several webhook secrets are
+# accepted at once, so a secret can be rotated without losing events.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRETS", default=[])
+PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20 % of sales and royalties
+
 # --- Celery ---------------------------------------------------------------
 # With no CELERY_BROKER_URL, kombu's filesystem transport is the embedded
 # broker: a real worker and beat run beside the web server, no server needed.

@@ -9,7 +9,7 @@ def site(request):
     user = getattr(request, "user", None)
     return {
         "SITE_NAME": "Residuals",
-        "PAYMENTS_SIMULATED": not getattr(settings, "STRIPE_SECRET_KEY", ""),
+        "PAYMENTS_SIMULATED": not settings.STRIPE_SECRET_KEY,
         "nav_dashboards": dashboards_for(user)
         if user is not None and user.is_authenticated
         else [],

@@ -65,3 +65,27 @@ def outsider(db):
 @pytest.fixture
 def staff_user(db):
     return make_user(email="staff@residuals.example", full_name="Stella Staff", is_staff=True)
+
+
+@pytest.fixture(scope="session")
+def _stripe_double_server():
+    from tests.stripe_double import StripeDouble
+
+    server = StripeDouble().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_double(_stripe_double_server, settings):
+    """The Stripe double, with the project's gateway pointed at it. Any request
+    Stripe's OpenAPI description would refuse fails the test."""
+    _stripe_double_server.reset()
+    settings.STRIPE_SECRET_KEY = "sk_test_residuals"
+    settings.STRIPE_API_BASE = _stripe_double_server.url
+    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_residuals"]
+    yield _stripe_double_server
+    violations = list(_stripe_double_server.violations)
+    expected = getattr(_stripe_double_server, "expected_violations", 0)
+    _stripe_double_server.expected_violations = 0
+    assert len(violations) == expected, f"Requests Stripe would refuse: {violations}"
