@@ -89,6 +89,9 @@ class PerformerProfile(models.Model):
         max_length=120, blank=True, help_text="State, province or region, where it matters."
     )
     bio = models.TextField(max_length=2000, blank=True)
+    # Stripe Connect (Express) account that receives payouts.
+    stripe_account_id = models.CharField(max_length=255, blank=True)
+    payouts_enabled = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +117,8 @@ class Organization(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The organization's customer at the payment provider, made on first checkout.
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -251,6 +251,13 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRETS", default=[])
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20 % of sales and royalties
 
+# --- Licensing -----------------------------------------------------------------
+DOWNLOAD_LINK_SECONDS = env.int("DOWNLOAD_LINK_SECONDS", default=15 * 60)
+DELETION_ATTESTATION_DAYS = env.int("DELETION_ATTESTATION_DAYS", default=30)
+# Ed25519 key that signs license certificates: base64 of the 32-byte private
+# key. Required in production; generated and kept in var/ for local runs.
+LICENSE_SIGNING_KEY = env.str("LICENSE_SIGNING_KEY", default="")
+
 # --- Celery ---------------------------------------------------------------
 # With no CELERY_BROKER_URL, kombu's filesystem transport is the embedded
 # broker: a real worker and beat run beside the web server, no server needed.

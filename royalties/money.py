@@ -74,18 +74,28 @@ def percentage_of(amount_minor: int, bps: int) -> int:
 def allocate(amount_minor: int, shares: Sequence[tuple[Hashable, int]]) -> dict[Hashable, int]:
     """Rule 2: divide ``amount_minor`` by basis-point shares that sum to
     10,000, so that the parts add up to exactly ``amount_minor``."""
-    if not shares:
-        raise ValueError("at least one share is needed")
     if sum(bps for _, bps in shares) != TOTAL_BPS:
         raise ValueError("shares must add up to 10,000 basis points")
+    return allocate_by_weight(amount_minor, shares)
+
+
+def allocate_by_weight(
+    amount_minor: int, weights: Sequence[tuple[Hashable, int]]
+) -> dict[Hashable, int]:
+    """Rule 2 with any positive integer weights (e.g. equal parts of a pack)."""
+    if not weights:
+        raise ValueError("at least one share is needed")
+    if any(weight < 0 for _, weight in weights) or sum(w for _, w in weights) <= 0:
+        raise ValueError("weights must be non-negative and not all zero")
     if amount_minor < 0:
-        return {key: -part for key, part in allocate(-amount_minor, shares).items()}
+        return {key: -part for key, part in allocate_by_weight(-amount_minor, weights).items()}
+    total_weight = sum(weight for _, weight in weights)
     parts = {}
     remainders = []
-    for position, (key, bps) in enumerate(shares):
+    for position, (key, weight) in enumerate(weights):
         if key in parts:
             raise ValueError(f"party {key!r} appears twice")
-        whole, remainder = divmod(amount_minor * bps, TOTAL_BPS)
+        whole, remainder = divmod(amount_minor * weight, total_weight)
         parts[key] = whole
         remainders.append((-remainder, position, key))
     leftover = amount_minor - sum(parts.values())

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from royalties.money import Money, allocate, format_money, percentage_of
+from royalties.money import Money, allocate, allocate_by_weight, format_money, percentage_of
 
 
 @st.composite
@@ -38,6 +38,15 @@ def test_leftover_cents_go_to_the_largest_remainders_then_the_first_listed():
     assert allocate(100, [("a", 3_333), ("b", 3_333), ("c", 3_334)]) == {"a": 33, "b": 33, "c": 34}
     assert allocate(1, [("a", 5_000), ("b", 5_000)]) == {"a": 1, "b": 0}
     assert allocate(7, [("a", 2_500), ("b", 7_500)]) == {"a": 2, "b": 5}
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=10**12),
+    weights=st.lists(st.integers(min_value=1, max_value=1000), min_size=1, max_size=10),
+)
+def test_weighted_allocation_adds_up(amount, weights):
+    parts = allocate_by_weight(amount, [(i, w) for i, w in enumerate(weights)])
+    assert sum(parts.values()) == amount
 
 
 def test_percentages_round_down():

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from core.payments import GatewayError
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, default_retry_delay=30)
+def stripe_event_process_task(self, event_pk: int) -> str:
+    from royalties.webhooks import stripe_event_process
+
+    return stripe_event_process(event_pk)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=10, default_retry_delay=60)
+def order_refund_lines_task(self, order_id: int, line_ids: list[int]) -> str:
+    from royalties.sales import refund_lines
+
+    try:
+        return refund_lines(order_id=order_id, line_ids=line_ids)
+    except GatewayError as exc:
+        if exc.retryable:
+            raise self.retry(exc=exc) from exc
+        raise
+
+
+@shared_task(acks_late=True)
+def order_receipt_send_task(order_id: int) -> str:
+    from licensing.notifications import order_receipt_send
+
+    return order_receipt_send(order_id)
