@@ -10,6 +10,7 @@ admin.site.site_title = "Residuals admin"
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("marketplace.api_urls")),
+    path("", include("licensing.api_urls")),
 ]
 
 urlpatterns = [
@@ -23,6 +24,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("marketplace.urls")),
+    path("", include("licensing.urls")),
+    path("", include("royalties.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
