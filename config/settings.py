@@ -291,6 +291,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "core.tasks.heartbeat_task",
         "schedule": timedelta(minutes=1),
     },
+    "royalties-tally": {
+        "task": "royalties.tasks.tally_usage_task",
+        "schedule": timedelta(minutes=2),
+    },
 }
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)
 
@@ -316,5 +320,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},
+    },
 }

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("marketplace.api_urls")),
     path("", include("licensing.api_urls")),
+    path("", include("royalties.api_urls")),
 ]
 
 urlpatterns = [

@@ -92,3 +92,207 @@ class EntryLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account.code} {self.amount_minor:+d} {self.currency}"
+
+
+class UsageEvent(models.Model):
+    """A buyer's report of downstream use under a license. The reported
+    fields never change after they are accepted (PostgreSQL refuses it,
+    migration 0004); a correction is a new event that ``adjusts`` the
+    original. ``tally_batch`` is set once, by the tally, in the same
+    transaction that posts the royalties it produced."""
+
+    class Metric(models.TextChoices):
+        TRAINING_RUN = "training_run", "Training run"
+        FINE_TUNE_RUN = "fine_tune_run", "Fine-tune run"
+        EVALUATION_RUN = "evaluation_run", "Evaluation run"
+        INFERENCE_CALLS = "inference_calls", "Inference calls"
+        DEPLOYMENT = "deployment", "Deployment"
+        DOWNSTREAM_REVENUE = "downstream_revenue", "Downstream revenue"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    license = models.ForeignKey(
+        "licensing.License", on_delete=models.PROTECT, related_name="usage_events"
+    )
+    event_id = models.CharField(max_length=100)
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    quantity = models.BigIntegerField(default=0)
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    occurred_at = models.DateTimeField()
+    model = models.CharField(max_length=200, blank=True)
+    note = models.TextField(max_length=2000, blank=True)
+    adjusts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adjustments"
+    )
+    # SHA-256 of the event as sent: the same id with the same body is a
+    # harmless duplicate, with another body a conflict.
+    body_sha256 = models.CharField(max_length=64)
+    api_key_prefix = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    tally_batch = models.ForeignKey(
+        "TallyBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "event_id"], name="usage_event_id_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["license", "metric"]),
+            models.Index(fields=["organization", "-received_at"]),
+            # The tally finds untallied events through this partial index, so its
+            # cost follows the new events, not everything already tallied.
+            models.Index(
+                fields=["license"],
+                name="usage_event_untallied",
+                condition=Q(tally_batch__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.metric})"
+
+
+class TallyBatch(models.Model):
+    started_at = models.DateTimeField(auto_now_add=True)
+    worker = models.CharField(max_length=200, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    license_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name_plural = "tally batches"
+
+    def __str__(self) -> str:
+        return f"Tally {self.pk}: {self.event_count} events"
+
+
+class LicenseUsageTotals(models.Model):
+    """Running totals per license, advanced only by the tally inside the
+    transaction that posts to the ledger. Royalties are computed on these
+    cumulative figures, so any batching of events gives the same result."""
+
+    license = models.OneToOneField(
+        "licensing.License", on_delete=models.PROTECT, related_name="usage_totals"
+    )
+    quantities = models.JSONField(default=dict)  # metric → total quantity
+    revenue_minor = models.BigIntegerField(default=0)
+    royalty_owed_minor = models.BigIntegerField(default=0)  # everything accrued so far
+    fee_minor = models.BigIntegerField(default=0)
+    performer_parts = models.JSONField(default=dict)  # performer id → amount accrued so far
+    by_metric_minor = models.JSONField(default=dict)  # metric → royalty accrued so far
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "license usage totals"
+
+    def __str__(self) -> str:
+        return f"Totals of license {self.license_id}"
+
+
+class CapBreach(models.Model):
+    """Usage beyond a reuse cap: recorded (the usage still counts) and shown
+    to staff and the performers as a possible breach."""
+
+    license = models.ForeignKey(
+        "licensing.License", on_delete=models.PROTECT, related_name="cap_breaches"
+    )
+    cap = models.CharField(max_length=40)
+    limit = models.BigIntegerField()
+    reported = models.BigIntegerField()
+    detected_at = models.DateTimeField(auto_now_add=True)
+    tally_batch = models.ForeignKey(TallyBatch, on_delete=models.PROTECT, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["license", "cap"], name="cap_breach_once_per_cap"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.license_id}: {self.cap} {self.reported}/{self.limit}"
+
+
+class RoyaltyAccrual(models.Model):
+    """What one tally added to a license's royalties, per metric (gross, in
+    the license's currency, before the platform fee): the detail behind the
+    journal entry, used by invoices and statements."""
+
+    license = models.ForeignKey(
+        "licensing.License", on_delete=models.PROTECT, related_name="accruals"
+    )
+    tally_batch = models.ForeignKey(TallyBatch, on_delete=models.PROTECT, related_name="accruals")
+    journal_entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, related_name="accruals"
+    )
+    metric = models.CharField(max_length=20)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+    invoice_line = models.ForeignKey(
+        "RoyaltyInvoiceLine",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="accruals",
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.license_id} {self.metric} {self.amount_minor:+d} {self.currency}"
+
+
+class RoyaltyInvoice(models.Model):
+    """A monthly invoice to a buyer organization for the royalties it owes."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Payment failed"
+        VOID = "void", "Void"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="royalty_invoices"
+    )
+    period = models.DateField(help_text="First day of the month invoiced.")
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    stripe_invoice_id = models.CharField(max_length=255, blank=True, db_index=True)
+    hosted_url = models.URLField(max_length=1000, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failure_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period", "currency"], name="royalty_invoice_once_per_month"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Royalties {self.period:%Y-%m} for {self.organization_id}"
+
+
+class RoyaltyInvoiceLine(models.Model):
+    invoice = models.ForeignKey(RoyaltyInvoice, on_delete=models.PROTECT, related_name="lines")
+    license = models.ForeignKey("licensing.License", on_delete=models.PROTECT, related_name="+")
+    metric = models.CharField(max_length=20)
+    amount_minor = models.BigIntegerField()
+    stripe_item_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}: {self.license_id} {self.metric} {self.amount_minor}"

@@ -130,7 +130,9 @@ def _fulfil(order: Order) -> str:
         from royalties.tasks import order_refund_lines_task
 
         line_ids = [o.line.pk for o in refused]
-        order.status_reason = " ".join(o.refused_reason for o in refused) + " Those lines are refunded."
+        order.status_reason = (
+            " ".join(o.refused_reason for o in refused) + " Those lines are refunded."
+        )
         order.save(update_fields=["status_reason", "updated_at"])
         transaction.on_commit(lambda: order_refund_lines_task.delay(order.pk, line_ids))
     from royalties.tasks import order_receipt_send_task
@@ -161,7 +163,11 @@ def refund_lines(*, order_id: int, line_ids: list[int]) -> str:
         if locked.refunded_minor < amount:
             locked.refunded_minor = amount
             locked.save(update_fields=["refunded_minor", "updated_at"])
-            audit_record(action="order.lines_refunded", target=locked, data={"refund": refund.id, "amount": amount})
+            audit_record(
+                action="order.lines_refunded",
+                target=locked,
+                data={"refund": refund.id, "amount": amount},
+            )
     return "refunded"
 
 
@@ -176,12 +182,18 @@ def charge_refunded(*, payment_intent: str | None, amount_refunded: int, amount:
         return "unknown_payment"
     if amount_refunded <= order.refunded_minor:
         return "own_refund"  # the refund we made for refused lines
-    for license in License.objects.filter(order_line__order=order).exclude(status=License.Status.REVOKED):
-        license_set_status(license=license, status=License.Status.SUSPENDED, reason="Payment refunded.")
+    for license in License.objects.filter(order_line__order=order).exclude(
+        status=License.Status.REVOKED
+    ):
+        license_set_status(
+            license=license, status=License.Status.SUSPENDED, reason="Payment refunded."
+        )
         sale = JournalEntry.objects.filter(idempotency_key=f"sale:license:{license.pk}").first()
         if sale is not None:
             ledger.reverse_entry(
-                entry=sale, memo=f"Refund of license {license.uid}", idempotency_key=f"refund:license:{license.pk}"
+                entry=sale,
+                memo=f"Refund of license {license.uid}",
+                idempotency_key=f"refund:license:{license.pk}",
             )
     order.refunded_minor = amount_refunded
     if amount_refunded >= amount:

@@ -29,3 +29,12 @@ def order_receipt_send_task(order_id: int) -> str:
     from licensing.notifications import order_receipt_send
 
     return order_receipt_send(order_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=30)
+def tally_usage_task(self, max_licenses: int = 200) -> dict:
+    """Beat runs this every few minutes; several may run at once."""
+    from royalties.tally import tally_usage
+
+    results = tally_usage(max_licenses=max_licenses)
+    return {"batches": len(results), "events": sum(r.events for r in results)}

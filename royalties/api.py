@@ -1,0 +1,160 @@
+"""Usage reporting API: POST /api/v1/usage-events/ and GET to list them."""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import principal_for
+from core.errors import PermissionDenied, ValidationError
+from royalties.models import UsageEvent
+from royalties.serializers import (
+    IngestResponseSerializer,
+    UsageEventInSerializer,
+    UsageEventSerializer,
+)
+from royalties.usage import MAX_EVENTS_PER_REQUEST, usage_events_ingest
+
+
+class RawJSONParser(BaseParser):
+    """Parses JSON once, with the standard library, without DRF's extra
+    passes: ingest is the hottest endpoint."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return json.loads(stream.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"The body is not valid JSON: {exc}") from exc
+
+
+def _organization_id(request) -> int:
+    principal = principal_for(request.user, request.auth)
+    if principal.api_key is not None:
+        if principal.api_key.organization_id is None:
+            raise PermissionDenied(
+                "Usage is reported with an organization's API key.",
+                code="organization_key_required",
+            )
+        return principal.api_key.organization_id
+    organization = request.query_params.get("organization")
+    ids = sorted(principal.organization_ids)
+    if organization:
+        from accounts.models import Organization
+
+        match = (
+            Organization.objects.filter(slug=organization, pk__in=ids)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if match is None:
+            raise PermissionDenied(
+                "You are not a member of that organization.", code="not_a_member"
+            )
+        return match
+    if len(ids) != 1:
+        raise ValidationError(
+            "Name the organization: ?organization=<slug>.", code="organization_required"
+        )
+    return ids[0]
+
+
+class UsageEventsApi(generics.ListAPIView):
+    parser_classes = [RawJSONParser]
+    serializer_class = UsageEventSerializer
+
+    @extend_schema(
+        summary="Report usage",
+        description=(
+            "One event or a list of up to 1,000. Each event is judged on its own and the answer "
+            "lists, in order, `accepted`, `duplicate` (same event_id, same body: harmless) or "
+            "`rejected` with a stable code: invalid_event, license_not_found, "
+            "license_not_active_at_time, reporting_window_closed, metric_not_permitted, "
+            "currency_mismatch, amount_required, amount_not_allowed, occurred_in_future, "
+            "adjustment_target_not_found, adjustment_mismatch, conflicting_duplicate. Accepted "
+            "events are stored before the answer is sent."
+        ),
+        request=UsageEventInSerializer(many=True),
+        responses={200: IngestResponseSerializer, 207: IngestResponseSerializer},
+    )
+    def post(self, request):
+        organization_id = _organization_id(request)
+        events = request.data
+        if isinstance(events, dict):
+            events = [events]
+        if not isinstance(events, list) or not events:
+            raise ValidationError(
+                "Send one event object or a non-empty list of events.", code="invalid_body"
+            )
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            raise ValidationError(
+                f"At most {MAX_EVENTS_PER_REQUEST} events per request.", code="too_many_events"
+            )
+        prefix = request.auth.prefix if request.auth is not None else ""
+        results = usage_events_ingest(
+            organization_id=organization_id, events=events, api_key_prefix=prefix
+        )
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for result in results:
+            counts[result.status] += 1
+        body = {
+            "accepted": counts["accepted"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": [r.as_dict() for r in results],
+        }
+        # 200 when nothing was rejected; 207 (multi-status) when some were.
+        code = status.HTTP_207_MULTI_STATUS if counts["rejected"] else status.HTTP_200_OK
+        return Response(body, status=code)
+
+    @extend_schema(
+        summary="List reported usage",
+        parameters=[
+            OpenApiParameter("license", str),
+            OpenApiParameter("metric", str),
+            OpenApiParameter("since", str, description="received at or after (ISO 8601)"),
+            OpenApiParameter("tallied", bool),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        organization_id = _organization_id(self.request)
+        events = UsageEvent.objects.filter(organization_id=organization_id).select_related(
+            "license", "adjusts"
+        )
+        params = self.request.query_params
+        if params.get("license"):
+            events = events.filter(license__uid=params["license"])
+        if params.get("metric"):
+            events = events.filter(metric=params["metric"])
+        if params.get("since"):
+            from django.utils.dateparse import parse_datetime
+
+            since = parse_datetime(params["since"])
+            if since is None:
+                raise ValidationError("since must be an ISO 8601 time.", code="invalid_filter")
+            events = events.filter(received_at__gte=since)
+        if params.get("tallied") in {"true", "false"}:
+            events = events.filter(tally_batch__isnull=params["tallied"] == "false")
+        return events.order_by("-received_at", "-id")
+
+
+class UsageEventDetailApi(APIView):
+    @extend_schema(responses=UsageEventSerializer, summary="One reported event")
+    def get(self, request, event_id: str):
+        organization_id = _organization_id(request)
+        event = generics.get_object_or_404(
+            UsageEvent.objects.select_related("license", "adjusts"),
+            organization_id=organization_id,
+            event_id=event_id,
+        )
+        return Response(UsageEventSerializer(event).data)

@@ -1,0 +1,218 @@
+"""The tally: royalties from frozen terms, exactly once, whatever the batching."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from royalties import ledger
+from royalties.models import CapBreach, LicenseUsageTotals, RoyaltyAccrual, UsageEvent
+from royalties.money import percentage_of
+from royalties.splits import performer_parts
+from royalties.tally import tally_pass, tally_usage
+from royalties.usage import usage_events_ingest
+from tests.factories_royalties import licensed_world
+
+pytestmark = pytest.mark.django_db
+
+
+def _report(world, events):
+    results = usage_events_ingest(organization_id=world["organization"].pk, events=events)
+    assert all(r.status == "accepted" for r in results), [r.as_dict() for r in results]
+
+
+def _revenue(world, event_id, amount_minor):
+    return {
+        "event_id": event_id,
+        "license": world["license"].uid,
+        "metric": "downstream_revenue",
+        "amount_minor": amount_minor,
+        "currency": "USD",
+        "occurred_at": timezone.now().isoformat(),
+    }
+
+
+def _balances(world):
+    performer = world["performer"]
+    return {
+        "receivable": ledger.balance(ledger.buyer_receivable(world["organization"], "USD")),
+        "pending": ledger.balance(ledger.performer_account(performer, "pending", "USD")),
+        "revenue": ledger.balance(ledger.platform_account(ledger.PLATFORM_REVENUE, "USD")),
+    }
+
+
+def test_revenue_share_starts_above_the_threshold(stripe_double):
+    world = licensed_world(stripe_double, price_minor=100_000)
+    before = _balances(world)
+    _report(world, [_revenue(world, "r1", 600_000)])  # $6,000: under the $10,000 threshold
+    tally_usage()
+    assert _balances(world) == before
+    _report(world, [_revenue(world, "r2", 600_000)])  # cumulative $12,000: $2,000 above
+    tally_usage()
+    after = _balances(world)
+    owed = 2000 * 200_000 // 10_000  # 20 % of $2,000 = $400.00
+    fee = owed * 2000 // 10_000
+    assert after["receivable"] - before["receivable"] == owed
+    assert after["pending"] - before["pending"] == -(owed - fee)
+    assert after["revenue"] - before["revenue"] == -fee
+    accrual = RoyaltyAccrual.objects.get()
+    assert (accrual.metric, accrual.amount_minor) == ("downstream_revenue", owed)
+    assert UsageEvent.objects.filter(tally_batch__isnull=True).count() == 0
+
+
+def test_per_unit_rates_and_splits(stripe_double):
+    world = licensed_world(
+        stripe_double,
+        co_performer_bps=3_333,
+        per_unit_rates={"training_run": {"amount_minor": 5_001, "per": 1}},
+    )
+    _report(
+        world,
+        [
+            {
+                "event_id": f"run-{i}",
+                "license": world["license"].uid,
+                "metric": "training_run",
+                "quantity": 1,
+                "occurred_at": timezone.now().isoformat(),
+            }
+            for i in range(3)
+        ],
+    )
+    tally_usage()
+    owed = 3 * 5_001
+    fee = percentage_of(owed, 2000)
+    lead = ledger.balance(ledger.performer_account(world["performer"], "pending", "USD"))
+    co = ledger.balance(ledger.performer_account(world["co_performer"], "pending", "USD"))
+    assert -(lead + co) == owed - fee  # no cent created or lost
+    assert -co == (owed - fee) * 3_333 // 10_000 or -co == (owed - fee) * 3_333 // 10_000 + 1
+
+
+def test_a_tally_rerun_counts_nothing_twice(stripe_double):
+    world = licensed_world(stripe_double)
+    _report(world, [_revenue(world, "r1", 2_000_000)])
+    tally_usage()
+    first = _balances(world)
+    assert tally_pass().events == 0
+    call_command("tally_usage")
+    assert _balances(world) == first
+
+
+def test_adjustments_reduce_what_is_owed(stripe_double):
+    world = licensed_world(stripe_double)
+    _report(world, [_revenue(world, "r1", 2_000_000)])
+    tally_usage()
+    _report(world, [{**_revenue(world, "r1-fix", -500_000), "adjusts": "r1"}])
+    tally_usage()
+    totals = LicenseUsageTotals.objects.get(license=world["license"])
+    assert totals.revenue_minor == 1_500_000
+    assert _balances(world)["receivable"] == 2000 * (1_500_000 - 1_000_000) // 10_000
+
+
+def test_usage_beyond_a_reuse_cap_is_flagged_and_still_counted(stripe_double):
+    world = licensed_world(
+        stripe_double,
+        reuse_caps={"max_models_trained": 2},
+        per_unit_rates={"training_run": {"amount_minor": 100, "per": 1}},
+    )
+    _report(
+        world,
+        [
+            {
+                "event_id": f"run-{i}",
+                "license": world["license"].uid,
+                "metric": "training_run",
+                "quantity": 1,
+                "occurred_at": timezone.now().isoformat(),
+            }
+            for i in range(3)
+        ],
+    )
+    tally_usage()
+    breach = CapBreach.objects.get()
+    assert (breach.cap, breach.limit, breach.reported) == ("max_models_trained", 2, 3)
+    assert LicenseUsageTotals.objects.get().quantities["training_run"] == 3
+
+
+def test_batching_does_not_change_the_result_in_the_database(stripe_double):
+    world = licensed_world(stripe_double)
+    before = _balances(world)
+    amounts = [300_000, 450_000, 1_234_567, 99, 777_777]
+    for index, amount in enumerate(amounts):
+        _report(world, [_revenue(world, f"r{index}", amount)])
+        tally_usage()  # one event per batch
+    one_by_one = _balances(world)
+    total = sum(amounts)
+    owed = 2000 * max(0, total - 1_000_000) // 10_000
+    assert one_by_one["receivable"] - before["receivable"] == owed
+    assert one_by_one["revenue"] - before["revenue"] == -percentage_of(owed, 2000)
+
+
+events_strategy = st.lists(
+    st.one_of(
+        st.tuples(st.just("downstream_revenue"), st.integers(0, 3_000_000)),
+        st.tuples(st.just("training_run"), st.integers(0, 5)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@pytest.fixture
+def rated_world(stripe_double):
+    return licensed_world(
+        stripe_double,
+        co_performer_bps=3_333,
+        per_unit_rates={"training_run": {"amount_minor": 1_001, "per": 3}},
+    )
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=events_strategy, cuts=st.lists(st.integers(0, 12), max_size=6))
+def test_any_batching_gives_the_same_royalties(rated_world, events, cuts):
+    """Report the same events, tallying after each group: whatever the
+    grouping, the ledger ends where one tally of everything would put it."""
+    world = rated_world
+    bounds = sorted({0, len(events), *[min(c, len(events)) for c in cuts]})
+    with transaction.atomic():
+        before = _balances(world)
+        co_before = ledger.balance(
+            ledger.performer_account(world["co_performer"], "pending", "USD")
+        )
+        for group_index, (start, end) in enumerate(itertools.pairwise(bounds)):
+            batch = []
+            for index in range(start, end):
+                metric, value = events[index]
+                event = {
+                    "event_id": f"g{group_index}-e{index}",
+                    "license": world["license"].uid,
+                    "metric": metric,
+                    "occurred_at": timezone.now().isoformat(),
+                }
+                if metric == "downstream_revenue":
+                    event.update(amount_minor=value, currency="USD")
+                else:
+                    event["quantity"] = value
+                batch.append(event)
+            _report(world, batch)
+            tally_usage()
+        revenue = sum(v for m, v in events if m == "downstream_revenue")
+        runs = sum(v for m, v in events if m == "training_run")
+        owed = 2000 * max(0, revenue - 1_000_000) // 10_000 + runs * 1_001 // 3
+        fee = percentage_of(owed, 2000)
+        expected = performer_parts(owed - fee, world["license"].terms) if owed else {}
+        got = _balances(world)
+        co = ledger.balance(ledger.performer_account(world["co_performer"], "pending", "USD"))
+        assert got["receivable"] - before["receivable"] == owed
+        assert got["revenue"] - before["revenue"] == -fee
+        assert before["pending"] - got["pending"] == expected.get(world["performer"].pk, 0)
+        assert co_before - co == expected.get(world["co_performer"].pk, 0)
+        transaction.set_rollback(True)

@@ -1,0 +1,217 @@
+"""Usage reporting: each event judged on its own, stored once, never edited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from accounts.services import api_key_create
+from royalties.models import UsageEvent
+from tests.factories_royalties import licensed_world
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(stripe_double):
+    world = licensed_world(stripe_double, price_minor=100_000)
+    world["key"] = api_key_create(
+        name="pipeline", created_by=world["owner"], organization=world["organization"]
+    ).secret
+    return world
+
+
+def _post(client, world, events):
+    return client.post(
+        "/api/v1/usage-events/",
+        events,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {world['key']}",
+    )
+
+
+def _event(world, event_id="e1", **overrides):
+    body = {
+        "event_id": event_id,
+        "license": world["license"].uid,
+        "metric": "training_run",
+        "quantity": 1,
+        "occurred_at": timezone.now().isoformat(),
+        "model": "empathy-7b",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_good_event_is_accepted_and_stored(client, world):
+    response = _post(client, world, _event(world))
+    assert response.status_code == 200
+    assert response.json()["results"] == [{"index": 0, "event_id": "e1", "status": "accepted"}]
+    event = UsageEvent.objects.get()
+    assert (event.metric, event.quantity, event.model) == ("training_run", 1, "empathy-7b")
+    assert event.api_key_prefix
+
+
+def test_resending_is_harmless_and_a_changed_body_conflicts(client, world):
+    event = _event(world)
+    _post(client, world, [event])
+    again = _post(client, world, [event, {**event, "quantity": 2}])
+    results = again.json()["results"]
+    assert results[0]["status"] == "duplicate"
+    assert results[1]["status"] == "rejected"
+    assert results[1]["error"]["code"] == "conflicting_duplicate"
+    assert UsageEvent.objects.count() == 1
+
+
+def test_a_bad_event_never_blocks_the_good_ones(client, world):
+    now = timezone.now()
+    events = [
+        _event(world, "ok-1"),
+        _event(world, "no-license", license="LIC-NOPE000000"),
+        _event(
+            world,
+            "before",
+            occurred_at=(world["license"].starts_at - timedelta(days=1)).isoformat(),
+        ),
+        _event(world, "not-permitted", metric="fine_tune_run"),
+        _event(
+            world,
+            "rev-eur",
+            metric="downstream_revenue",
+            quantity=0,
+            amount_minor=5,
+            currency="EUR",
+        ),
+        _event(world, "rev-no-amount", metric="downstream_revenue"),
+        _event(world, "amount-on-runs", amount_minor=5, currency="USD"),
+        _event(world, "future", occurred_at=(now + timedelta(minutes=6)).isoformat()),
+        _event(world, "naive-time", occurred_at=now.replace(tzinfo=None).isoformat()),
+        _event(world, "negative", quantity=-1),
+        _event(world, "x" * 101),
+        _event(world, "unknown-field", colour="red"),
+        "not an object",
+        _event(
+            world,
+            "ok-2",
+            metric="downstream_revenue",
+            quantity=0,
+            amount_minor=250_000,
+            currency="usd",
+        ),
+    ]
+    response = _post(client, world, events)
+    assert response.status_code == 207
+    codes = [r.get("error", {}).get("code", r["status"]) for r in response.json()["results"]]
+    assert codes == [
+        "accepted",
+        "license_not_found",
+        "license_not_active_at_time",
+        "metric_not_permitted",
+        "currency_mismatch",
+        "amount_required",
+        "amount_not_allowed",
+        "occurred_in_future",
+        "invalid_event",
+        "invalid_event",
+        "invalid_event",
+        "invalid_event",
+        "invalid_event",
+        "accepted",
+    ]
+    assert set(UsageEvent.objects.values_list("event_id", flat=True)) == {"ok-1", "ok-2"}
+
+
+def test_late_events_are_accepted_for_35_days_after_the_end(client, world):
+    license = world["license"]
+    inside = (license.ends_at - timedelta(hours=1)).isoformat()
+    with time_machine.travel(license.ends_at + timedelta(days=34)):
+        assert _post(client, world, _event(world, "late", occurred_at=inside)).status_code == 200
+    with time_machine.travel(license.ends_at + timedelta(days=36)):
+        response = _post(client, world, _event(world, "too-late", occurred_at=inside))
+    assert response.json()["results"][0]["error"]["code"] == "reporting_window_closed"
+
+
+def test_adjustments_correct_without_editing(client, world):
+    _post(client, world, _event(world, "run-1", quantity=3))
+    response = _post(
+        client, world, _event(world, "fix-1", quantity=-1, adjusts="run-1", note="double-counted")
+    )
+    assert response.json()["results"][0]["status"] == "accepted"
+    fix = UsageEvent.objects.get(event_id="fix-1")
+    assert fix.adjusts.event_id == "run-1"
+    bad = _post(client, world, _event(world, "fix-2", adjusts="missing"))
+    assert bad.json()["results"][0]["error"]["code"] == "adjustment_target_not_found"
+    wrong_metric = _post(
+        client,
+        world,
+        _event(
+            world,
+            "fix-3",
+            metric="downstream_revenue",
+            amount_minor=-1,
+            currency="USD",
+            adjusts="run-1",
+        ),
+    )
+    assert wrong_metric.json()["results"][0]["error"]["code"] == "adjustment_mismatch"
+
+
+def test_stored_events_cannot_be_edited_or_deleted(client, world):
+    _post(client, world, _event(world))
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageEvent.objects.update(quantity=99)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageEvent.objects.all().delete()
+
+
+def test_request_limits_and_shape(client, world):
+    assert _post(client, world, []).status_code == 400
+    too_many = [_event(world, f"e{i}") for i in range(1001)]
+    response = _post(client, world, too_many)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_events"
+    malformed = client.post(
+        "/api/v1/usage-events/",
+        "{not json",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {world['key']}",
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "malformed_request"
+    assert not UsageEvent.objects.exists()
+
+
+def test_another_organizations_license_is_not_found(client, world, stripe_double):
+    from tests.factories import make_organization, make_user
+
+    other_owner = make_user(email="other@ai.example")
+    other = make_organization(owner=other_owner, name="Other AI")
+    key = api_key_create(name="k", created_by=other_owner, organization=other).secret
+    response = client.post(
+        "/api/v1/usage-events/",
+        _event(world),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.json()["results"][0]["error"]["code"] == "license_not_found"
+
+
+def test_listing_events_with_filters(client, world):
+    _post(
+        client,
+        world,
+        [
+            _event(world, "a"),
+            _event(world, "b", metric="downstream_revenue", amount_minor=10, currency="USD"),
+        ],
+    )
+    response = client.get(
+        "/api/v1/usage-events/?metric=downstream_revenue",
+        HTTP_AUTHORIZATION=f"Bearer {world['key']}",
+    )
+    assert [e["event_id"] for e in response.json()["results"]] == ["b"]
+    assert client.get("/api/v1/usage-events/").status_code == 401
