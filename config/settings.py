@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -251,6 +252,12 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRETS", default=[])
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=2000)  # 20 % of sales and royalties
 
+ROYALTY_INVOICE_DAYS_UNTIL_DUE = env.int("ROYALTY_INVOICE_DAYS_UNTIL_DUE", default=30)
+# Suspend an organization's licenses when a royalty invoice payment fails.
+ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT = env.bool(
+    "ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT", default=False
+)
+
 # --- Licensing -----------------------------------------------------------------
 DOWNLOAD_LINK_SECONDS = env.int("DOWNLOAD_LINK_SECONDS", default=15 * 60)
 DELETION_ATTESTATION_DAYS = env.int("DELETION_ATTESTATION_DAYS", default=30)
@@ -294,6 +301,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "royalties-tally": {
         "task": "royalties.tasks.tally_usage_task",
         "schedule": timedelta(minutes=2),
+    },
+    "royalties-monthly-invoices": {
+        "task": "royalties.tasks.royalty_invoices_task",
+        "schedule": crontab(minute=30, hour=2, day_of_month=1),
     },
 }
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)

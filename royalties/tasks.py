@@ -38,3 +38,10 @@ def tally_usage_task(self, max_licenses: int = 200) -> dict:
 
     results = tally_usage(max_licenses=max_licenses)
     return {"batches": len(results), "events": sum(r.events for r in results)}
+
+
+@shared_task(acks_late=True)
+def royalty_invoices_task() -> int:
+    from royalties.invoicing import royalty_invoices_run
+
+    return len(royalty_invoices_run())

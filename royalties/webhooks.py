@@ -61,7 +61,21 @@ def _dispute_created(obj: dict) -> str:
     return sales.dispute_created(payment_intent=obj.get("payment_intent"))
 
 
+def _invoice_paid(obj: dict) -> str:
+    from royalties.invoicing import royalty_invoice_paid
+
+    return royalty_invoice_paid(provider_invoice_id=obj["id"])
+
+
+def _invoice_payment_failed(obj: dict) -> str:
+    from royalties.invoicing import royalty_invoice_payment_failed
+
+    return royalty_invoice_payment_failed(provider_invoice_id=obj["id"])
+
+
 HANDLERS: dict[str, Callable[[dict], str]] = {
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_failed": _invoice_payment_failed,
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _async_succeeded,
     "checkout.session.async_payment_failed": _async_failed,
