@@ -34,14 +34,41 @@ def _performer_or_404(request) -> PerformerProfile:
 
 @login_required
 def performer_dashboard(request):
+    """The performer's catalogue at a glance: recordings with their state,
+    listings with theirs, and what needs attention. A fixed number of
+    queries whatever the size of the catalogue (tests/test_recording_pages.py)."""
+    from django.core.paginator import Paginator
+
+    from marketplace.selectors import CONSENTED_STATES, STATE_LABELS, performer_overview
+
     profile = PerformerProfile.objects.filter(user=request.user).first()
     if profile is None:
         return redirect("performer_profile")
-    keys = selectors.api_keys_for_performer(profile).filter(revoked_at__isnull=True)
+    keys = list(selectors.api_keys_for_performer(profile).filter(revoked_at__isnull=True))
+    overview = performer_overview(profile)
+    state = request.GET.get("state", "")
+    rows = [row for row in overview.recordings if not state or row[1].code == state]
+    page = Paginator(rows, 20).get_page(request.GET.get("page"))
+    counts = overview.state_counts
     return render(
         request,
         "accounts/performer_dashboard.html",
-        {"profile": profile, "active_keys": keys},
+        {
+            "profile": profile,
+            "active_keys": keys,
+            "overview": overview,
+            "page": page,
+            "state_filter": state,
+            "state_filters": [
+                (code, label, counts[code])
+                for code, label in STATE_LABELS.items()
+                if code in counts
+            ],
+            "listed_count": counts.get("listed", 0),
+            "on_sale_count": sum(1 for listing in overview.listings if listing.on_sale),
+            "in_review_count": overview.listing_counts.get("in_review", 0),
+            "consented_count": sum(n for code, n in counts.items() if code in CONSENTED_STATES),
+        },
     )
 
 

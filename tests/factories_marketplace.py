@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 
 from accounts.models import PerformerProfile, User
 from marketplace import services
-from marketplace.models import Listing, Recording, RecordingSplit
+from marketplace.models import Listing, Recording
 from marketplace.services import ListingTerms, consent_text_current
 
 
@@ -35,6 +35,17 @@ def wav_bytes(
     return buffer.getvalue()
 
 
+def _with_title(data: bytes, title: str) -> bytes:
+    """The WAV with a RIFF INFO chunk naming its title, so takes with different
+    titles are different files (the same file twice is a duplicate)."""
+    text = title.encode() + b"\x00"
+    if len(text) % 2:
+        text += b"\x00"
+    info = b"INFO" + b"INAM" + struct.pack("<I", len(text)) + text
+    body = data[12:] + b"LIST" + struct.pack("<I", len(info)) + info
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
 def make_recording(
     performer: PerformerProfile,
     *,
@@ -43,37 +54,20 @@ def make_recording(
     language: str = "en",
     freq: float = 440.0,
 ) -> Recording:
-    """A recording row with a real WAV file in storage, as an upload makes it,
-    with its provenance started from the performer's profile and a 100% split."""
-    import hashlib
+    """A recording with a real WAV file, uploaded through the real service
+    (``recording_create``): provenance started from the performer's profile
+    and a 100% split. The file's bytes depend on the title, seconds and freq."""
+    from marketplace.services.recordings import recording_create
 
-    data = wav_bytes(seconds, freq=freq)
-    recording = Recording(
+    data = _with_title(wav_bytes(seconds, freq=freq), title)
+    return recording_create(
         performer=performer,
+        by=performer.user,
+        file=ContentFile(data, name=f"{title}.wav"),
+        original_filename=f"{title}.wav",
         title=title,
         language=language,
-        original_filename=f"{title}.wav",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        media_kind=Recording.MediaKind.AUDIO,
-        container="wav",
-        mime_type="audio/wav",
-        codec="pcm_s16le",
-        duration_seconds=seconds,
-        sample_rate=16_000,
-        channels=1,
     )
-    recording.file.save(f"{title}.wav", ContentFile(data), save=False)
-    recording.save()
-    from marketplace.models import Provenance
-
-    Provenance.objects.create(
-        recording=recording,
-        performer_name=performer.legal_name,
-        performer_contact=performer.contact_email,
-    )
-    RecordingSplit.objects.create(recording=recording, performer=performer, share_bps=10_000)
-    return recording
 
 
 def make_sellable_recording(

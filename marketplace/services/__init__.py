@@ -6,12 +6,24 @@ Rules that must hold (DESIGN.md invariants 5, 6 and 8):
   recordings, and a recording without active consent is never for sale;
 - a recording with missing provenance cannot be listed;
 - bad input raises ``core.errors.ValidationError`` naming the field, inside a
-  transaction, so nothing is half-saved.
+  transaction, so nothing is half-saved;
+- withdrawing consent, or narrowing it below a listing's permitted uses,
+  unpublishes the listings concerned in the same transaction, and the
+  catalogue index loses their rows at once;
+- a recording that staff suspend or remove leaves the catalogue at once
+  (``recording_set_status``); only staff review listings and change a
+  recording's status, and every such decision is audited;
+- an edit to a published listing keeps it published and applies to future
+  sales only (licenses hold a copy of the terms); the revision goes up and
+  the audit record keeps the terms before and after;
+- locks are taken recordings first, then listings, so concurrent consent
+  changes and reviews cannot deadlock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -79,6 +91,20 @@ def provenance_save(
     request: HttpRequest | None = None,
 ) -> Provenance:
     _require_owner(recording, by)
+    values = {
+        "performer_name": performer_name,
+        "performer_contact": performer_contact,
+        "session_name": session_name,
+        "studio": studio,
+        "annotator": annotator,
+    }
+    for field, value in values.items():
+        if not isinstance(value, str):
+            raise _field_error(field, "Must be text.")
+        if len(value.strip()) > 200:
+            raise _field_error(field, "At most 200 characters.")
+    if recording_date is not None and not isinstance(recording_date, date):
+        raise _field_error("recording_date", "Give the date as YYYY-MM-DD.")
     if recording_date is not None and recording_date > timezone.localdate():
         raise _field_error("recording_date", "The recording date cannot be in the future.")
     provenance, _ = Provenance.objects.select_for_update().get_or_create(recording=recording)
@@ -115,7 +141,9 @@ def consent_text_current() -> ConsentText:
 def _clean_choices(
     field: str, values: Iterable[str], allowed: type, *, required: bool
 ) -> list[str]:
-    values = list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise _field_error(field, "Send a list of values.")
+    values = list(dict.fromkeys(str(v).strip() for v in values if v is not None and str(v).strip()))
     unknown = [v for v in values if v not in allowed.values]
     if unknown:
         raise _field_error(field, f"Unknown value(s): {', '.join(unknown)}.", code="unknown_choice")
@@ -152,6 +180,10 @@ def consent_give(
     sensitive = _clean_choices(
         "sensitive_content", sensitive_content, SensitiveContent, required=False
     )
+    if not isinstance(sensitive_content_licensable, bool):
+        raise _field_error("sensitive_content_licensable", "Answer yes (true) or no (false).")
+    if not isinstance(signature_name, str):
+        raise _field_error("signature_name", "Type your full legal name to sign.")
     signature = " ".join(signature_name.split())
     legal_name = " ".join(recording.performer.legal_name.split())
     if not signature:
@@ -207,6 +239,26 @@ def consent_give(
         request=request,
         data={"consent": consent.pk, "allowed_uses": uses, "version": text.version},
     )
+    # A narrower consent takes the listings it no longer covers off sale at
+    # once, as a withdrawal would (invariant 6); the others stay as they are.
+    for listing in Listing.objects.select_for_update().filter(
+        items__recording=recording, status__in=[Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW]
+    ):
+        wider = sorted(set(listing.permitted_uses) - set(uses))
+        blocked = bool(sensitive) and not consent.sensitive_content_licensable
+        if wider or blocked:
+            why = (
+                f"the consent no longer covers {', '.join(Use(u).label for u in wider)}"
+                if wider
+                else "its sensitive content may no longer be licensed"
+            )
+            _listing_set_status(
+                listing,
+                Listing.Status.UNPUBLISHED,
+                by=by,
+                reason=f"Consent for {recording.uid} changed: {why}.",
+                request=request,
+            )
     _refresh_listings_of(recording)
     return consent
 
@@ -258,6 +310,58 @@ def consent_active(recording: Recording) -> ConsentRecord | None:
     )
 
 
+# --- Recording status (staff) --------------------------------------------------------
+
+
+@transaction.atomic
+def recording_set_status(
+    *,
+    recording: Recording,
+    by: User,
+    status: str,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> Recording:
+    """Staff suspend, remove or reinstate a recording. Its listings' catalogue
+    rows follow at once: a suspended recording's listings stay published but
+    leave the catalogue until it is reinstated; a removed recording's
+    listings are unpublished."""
+    if not by.is_staff:
+        raise PermissionDenied("Only staff change a recording's status.")
+    if status not in Recording.Status.values:
+        raise _field_error("status", f"Unknown status “{status}”.", code="unknown_choice")
+    reason = (reason or "").strip()
+    if status != Recording.Status.ACTIVE and not reason:
+        raise _field_error("reason", "Say why, for the performer and the audit log.")
+    recording = Recording.objects.select_for_update().get(pk=recording.pk)
+    old = recording.status
+    if old == status:
+        return recording
+    recording.status = status
+    recording.save(update_fields=["status", "updated_at"])
+    audit_record(
+        action=f"recording.{status}",
+        actor=by,
+        target=recording,
+        request=request,
+        data={"from": old, "to": status, "reason": reason[:2000]},
+    )
+    if status == Recording.Status.REMOVED:
+        for listing in Listing.objects.select_for_update().filter(
+            items__recording=recording,
+            status__in=[Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW],
+        ):
+            _listing_set_status(
+                listing,
+                Listing.Status.UNPUBLISHED,
+                by=by,
+                reason=f"Staff removed {recording.uid}: {reason}",
+                request=request,
+            )
+    _refresh_listings_of(recording)
+    return recording
+
+
 # --- Emotional signature ----------------------------------------------------------
 
 
@@ -268,6 +372,7 @@ class ArcSegment:
     emotion: str
     intensity: int
     note: str = ""
+    index: int = 0  # 1-based position as sent, to name it in errors
 
     def as_dict(self) -> dict:
         return {
@@ -279,59 +384,96 @@ class ArcSegment:
         }
 
 
+def _arc_error(index: int, message: str, code: str = "validation_error") -> ValidationError:
+    return ValidationError(
+        f"arc: {message}",
+        code=code,
+        details={"fields": {"arc": [message]}, "segment": index},
+    )
+
+
+def _number(value: object) -> float:
+    """A finite number (no NaN, no infinity, no booleans), or ValueError."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(value)
+    number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _whole(value: object) -> int:
+    number = _number(value)
+    if number != int(number):
+        raise ValueError(value)
+    return int(number)
+
+
 def arc_clean(raw: object, *, duration_seconds: float) -> list[dict]:
     """Validate an arc: segments inside [0, duration], start < end, no overlap,
-    known emotions, intensity 1–5. Returns the segments sorted by start."""
+    known emotions, intensity 1–5. Returns the segments sorted by start.
+    Errors name the segment by its position as sent (``details["segment"]``)."""
     if raw in (None, ""):
         return []
-    if not isinstance(raw, list):
+    if not isinstance(raw, list | tuple):
         raise _field_error("arc", "The arc must be a list of segments.")
+    if len(raw) > 200:
+        raise _field_error("arc", "An arc has at most 200 segments.")
     segments: list[ArcSegment] = []
     for index, item in enumerate(raw, start=1):
-        where = f"segment {index}"
+        where = f"Segment {index}"
         if not isinstance(item, dict):
-            raise _field_error(
-                "arc", f"{where} must be an object with start, end, emotion, intensity."
+            raise _arc_error(
+                index, f"{where} must be an object with start, end, emotion, intensity."
             )
         try:
-            start = float(item["start"])
-            end = float(item["end"])
-            intensity = int(item.get("intensity", 3))
-        except (KeyError, TypeError, ValueError):
-            raise _field_error(
-                "arc", f"{where}: start and end must be numbers of seconds."
-            ) from None
-        emotion = str(item.get("emotion", "")).strip()
+            start = _number(item.get("start"))
+            end = _number(item.get("end"))
+        except (TypeError, ValueError):
+            raise _arc_error(index, f"{where}: start and end must be numbers of seconds.") from None
+        try:
+            intensity = _whole(item.get("intensity", 3))
+        except (TypeError, ValueError):
+            raise _arc_error(index, f"{where}: intensity must be a whole number 1 to 5.") from None
+        emotion = str(item.get("emotion") or "").strip()
         if emotion not in Emotion.values:
-            raise _field_error(
-                "arc", f"{where}: unknown emotion “{emotion}”.", code="unknown_emotion"
+            raise _arc_error(
+                index, f"{where}: unknown emotion “{emotion}”.", code="unknown_emotion"
             )
         if not 1 <= intensity <= 5:
-            raise _field_error("arc", f"{where}: intensity must be 1 to 5.")
+            raise _arc_error(index, f"{where}: intensity must be 1 to 5.")
         if start < 0 or end <= start:
-            raise _field_error(
-                "arc", f"{where}: it must start at 0 s or later and end after it starts."
+            raise _arc_error(
+                index,
+                f"{where}: it must start at 0 s or later and end after it starts "
+                f"({start:g}–{end:g} s).",
+                code="arc_invalid_segment",
             )
         if end > duration_seconds + 1e-6:
-            raise _field_error(
-                "arc",
+            raise _arc_error(
+                index,
                 f"{where} ends at {end:g} s, after the recording ends ({duration_seconds:.2f} s).",
                 code="arc_out_of_range",
             )
-        segments.append(ArcSegment(start, end, emotion, intensity, str(item.get("note", ""))[:500]))
-    segments.sort(key=lambda s: s.start)
+        note = item.get("note") or ""
+        if not isinstance(note, str):
+            raise _arc_error(index, f"{where}: the note must be text.")
+        segments.append(ArcSegment(start, end, emotion, intensity, note.strip()[:500], index))
+    segments.sort(key=lambda s: (s.start, s.end))
     for before, after in pairwise(segments):
         if after.start < before.end - 1e-9:
-            raise _field_error(
-                "arc",
-                f"Segments {before.start:g}–{before.end:g} s and "
-                f"{after.start:g}–{after.end:g} s overlap.",
+            raise _arc_error(
+                after.index,
+                f"Segment {after.index} ({after.start:g}–{after.end:g} s) overlaps "
+                f"segment {before.index} ({before.start:g}–{before.end:g} s).",
                 code="arc_overlap",
             )
     return [s.as_dict() for s in segments]
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise _field_error("tags", "Send the tags as a list of words.")
     cleaned = []
     for tag in tags:
         tag = " ".join(str(tag).split()).lower()[:40]
@@ -340,6 +482,25 @@ def _clean_tags(tags: Iterable[str]) -> list[str]:
     if len(cleaned) > 30:
         raise _field_error("tags", "At most 30 tags.")
     return cleaned
+
+
+def _clean_action_units(action_units: Iterable[object]) -> list[int]:
+    if isinstance(action_units, str) or not isinstance(action_units, Iterable):
+        raise _field_error("action_units", "Send a list of FACS action units, e.g. [1, 4, 15].")
+    units = set()
+    for unit in action_units:
+        text = str(unit).strip().upper().removeprefix("AU")
+        if isinstance(unit, bool) or not text.isdigit():
+            raise _field_error("action_units", f"“{unit}” is not a FACS action unit.")
+        number = int(text)
+        if number not in FACS_ACTION_UNITS:
+            raise _field_error(
+                "action_units",
+                f"AU{number} is not a FACS action unit we record.",
+                code="unknown_choice",
+            )
+        units.add(number)
+    return sorted(units)
 
 
 @transaction.atomic
@@ -360,6 +521,9 @@ def signature_save(
     tags: Sequence[str] = (),
     request: HttpRequest | None = None,
 ) -> EmotionalSignature:
+    """Create or replace the recording's emotional signature. Every field is
+    checked before anything is written, so a refused signature leaves the
+    previous one exactly as it was."""
     _require_owner(recording, by)
     if primary_emotion not in Emotion.values:
         raise _field_error(
@@ -372,50 +536,51 @@ def signature_save(
     if annotator not in Annotator.values:
         raise _field_error("annotator", f"Unknown annotator “{annotator}”.", code="unknown_choice")
     try:
-        intensity = int(intensity)
-        valence = float(valence)
-        arousal = float(arousal)
+        intensity = _whole(intensity)
     except (TypeError, ValueError):
-        raise _field_error("intensity", "Intensity, valence and arousal must be numbers.") from None
+        raise _field_error("intensity", "Intensity is a whole number from 1 to 5.") from None
     if not 1 <= intensity <= 5:
         raise _field_error("intensity", "Intensity must be 1 to 5.")
+    try:
+        valence = _number(valence)
+    except (TypeError, ValueError):
+        raise _field_error("valence", "Valence is a number from −1 to 1.") from None
     if not -1 <= valence <= 1:
         raise _field_error("valence", "Valence must be between −1 and 1.")
+    try:
+        arousal = _number(arousal)
+    except (TypeError, ValueError):
+        raise _field_error("arousal", "Arousal is a number from 0 to 1.") from None
     if not 0 <= arousal <= 1:
         raise _field_error("arousal", "Arousal must be between 0 and 1.")
-    units = []
-    for unit in action_units:
-        try:
-            number = int(str(unit).upper().removeprefix("AU"))
-        except ValueError:
-            raise _field_error("action_units", f"“{unit}” is not a FACS action unit.") from None
-        if number not in FACS_ACTION_UNITS:
-            raise _field_error("action_units", f"AU{number} is not a FACS action unit we record.")
-        units.append(number)
+    cleaned_arc = arc_clean(arc, duration_seconds=recording.duration_seconds)
+    units = _clean_action_units(action_units)
     events = _clean_choices("vocal_events", vocal_events, VocalEvent, required=False)
-    signature, created = EmotionalSignature.objects.select_for_update().get_or_create(
-        recording=recording,
-        defaults={
-            "primary_emotion": primary_emotion,
-            "intensity": intensity,
-            "valence": valence,
-            "arousal": arousal,
-            "authenticity": authenticity,
-        },
-    )
-    signature.primary_emotion = primary_emotion
-    signature.intensity = intensity
-    signature.valence = valence
-    signature.arousal = arousal
-    signature.authenticity = authenticity
-    signature.arc = arc_clean(
-        list(arc) if isinstance(arc, tuple) else arc, duration_seconds=recording.duration_seconds
-    )
-    signature.action_units = sorted(set(units))
-    signature.vocal_events = events
-    signature.annotator = annotator
-    signature.description = description.strip()[:2000]
-    signature.tags = _clean_tags(tags)
+    if not isinstance(description, str):
+        raise _field_error("description", "The description must be text.")
+    if len(description.strip()) > 2000:
+        raise _field_error("description", "At most 2,000 characters.")
+    cleaned_tags = _clean_tags(tags)
+
+    values = {
+        "primary_emotion": primary_emotion,
+        "intensity": intensity,
+        "valence": valence,
+        "arousal": arousal,
+        "authenticity": authenticity,
+        "arc": cleaned_arc,
+        "action_units": units,
+        "vocal_events": events,
+        "annotator": annotator,
+        "description": description.strip(),
+        "tags": cleaned_tags,
+    }
+    signature = EmotionalSignature.objects.select_for_update().filter(recording=recording).first()
+    created = signature is None
+    if created:
+        signature = EmotionalSignature(recording=recording)
+    for name, value in values.items():
+        setattr(signature, name, value)
     signature.save()
     audit_record(
         action="signature.created" if created else "signature.updated",
@@ -449,7 +614,7 @@ def splits_set(
         if performer.pk in seen:
             raise _field_error("splits", f"{performer.stage_name} appears twice.")
         seen.add(performer.pk)
-        if not isinstance(bps, int) or not 1 <= bps <= TOTAL_BPS:
+        if not isinstance(bps, int) or isinstance(bps, bool) or not 1 <= bps <= TOTAL_BPS:
             raise _field_error(
                 "splits", "Each share is a whole number of basis points from 1 to 10,000."
             )
@@ -508,11 +673,22 @@ REUSE_CAP_KEYS = {"max_models_trained", "max_fine_tunes", "max_deployments"}
 def _clean_terms(terms: ListingTerms) -> dict:
     from django_countries import countries
 
+    from marketplace.taxonomy import Metric
+
+    if not isinstance(terms.title, str):
+        raise _field_error("title", "Give the listing a title.")
     title = " ".join(terms.title.split())
     if not title:
         raise _field_error("title", "Give the listing a title.")
+    if len(title) > 200:
+        raise _field_error("title", "At most 200 characters.")
+    description = terms.description if terms.description is not None else ""
+    if not isinstance(description, str):
+        raise _field_error("description", "The description must be text.")
+    if len(description.strip()) > 5000:
+        raise _field_error("description", "At most 5,000 characters.")
     try:
-        duration = int(terms.duration_days)
+        duration = _whole(terms.duration_days)
     except (TypeError, ValueError):
         raise _field_error(
             "duration_days", "The license duration is a whole number of days."
@@ -525,8 +701,13 @@ def _clean_terms(terms: ListingTerms) -> dict:
             code="duration_out_of_range",
         )
     uses = _clean_choices("permitted_uses", terms.permitted_uses, Use, required=True)
+    for field in ("worldwide", "sublicensing_allowed", "attribution_required"):
+        if not isinstance(getattr(terms, field), bool):
+            raise _field_error(field, "Answer yes (true) or no (false).")
     territories: list[str] = []
     if not terms.worldwide:
+        if isinstance(terms.territories, str) or not isinstance(terms.territories, Iterable):
+            raise _field_error("territories", "Send a list of ISO 3166 country codes.")
         for code in terms.territories:
             code = str(code).strip().upper()
             if code not in dict(countries):
@@ -547,12 +728,13 @@ def _clean_terms(terms: ListingTerms) -> dict:
     ]:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise _field_error(field, f"Must be a whole number from {low} to {high:,}.")
-    if terms.price_minor < 100 and currency:
+    if terms.price_minor < 100:
         raise _field_error("price_minor", "The price must be at least 1.00.")
+    raw_rates = terms.per_unit_rates or {}
+    if not isinstance(raw_rates, dict):
+        raise _field_error("per_unit_rates", "Send an object of {metric: {amount_minor, per}}.")
     rates = {}
-    for metric, rate in (terms.per_unit_rates or {}).items():
-        from marketplace.taxonomy import Metric
-
+    for metric, rate in raw_rates.items():
         if metric not in Metric.values or metric == Metric.DOWNSTREAM_REVENUE:
             raise _field_error(
                 "per_unit_rates", f"“{metric}” is not a metric with a per-unit rate."
@@ -562,31 +744,40 @@ def _clean_terms(terms: ListingTerms) -> dict:
                 "per_unit_rates", f"The rate for {metric} needs amount_minor and per."
             )
         amount, per = rate.get("amount_minor"), rate.get("per", 1)
-        if not isinstance(amount, int) or amount < 0 or not isinstance(per, int) or per < 1:
+        if (
+            not _is_whole(amount)
+            or amount < 0
+            or amount > 10**11
+            or not _is_whole(per)
+            or not 1 <= per <= 10**9
+        ):
             raise _field_error(
                 "per_unit_rates",
                 f"The rate for {metric} is a whole amount_minor ≥ 0 per a whole number ≥ 1.",
             )
         if amount:
             rates[metric] = {"amount_minor": amount, "per": per}
+    raw_caps = terms.reuse_caps or {}
+    if not isinstance(raw_caps, dict):
+        raise _field_error("reuse_caps", "Send an object of {cap: number}.")
     caps = {}
-    for key, value in (terms.reuse_caps or {}).items():
+    for key, value in raw_caps.items():
         if key not in REUSE_CAP_KEYS:
             raise _field_error("reuse_caps", f"Unknown cap “{key}”.")
         if value in (None, ""):
             continue
-        if not isinstance(value, int) or value < 1:
+        if not _is_whole(value) or not 1 <= value <= 10**6:
             raise _field_error("reuse_caps", f"{key} must be a whole number of at least 1.")
         caps[key] = value
     return {
-        "title": title[:200],
-        "description": terms.description.strip()[:5000],
+        "title": title,
+        "description": description.strip(),
         "duration_days": duration,
         "permitted_uses": uses,
-        "worldwide": bool(terms.worldwide),
+        "worldwide": terms.worldwide,
         "territories": territories,
-        "sublicensing_allowed": bool(terms.sublicensing_allowed),
-        "attribution_required": bool(terms.attribution_required),
+        "sublicensing_allowed": terms.sublicensing_allowed,
+        "attribution_required": terms.attribution_required,
         "price_minor": terms.price_minor,
         "currency": currency,
         "revenue_share_bps": terms.revenue_share_bps,
@@ -596,25 +787,35 @@ def _clean_terms(terms: ListingTerms) -> dict:
     }
 
 
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def listing_problems(listing: Listing, recordings: Sequence[Recording] | None = None) -> list[str]:
-    """Why the listing cannot be offered as it stands (empty when it can)."""
+    """Why the listing cannot be offered as it stands (empty when it can).
+    Recordings loaded through ``marketplace.selectors.with_readiness`` are
+    checked without further queries."""
+    from marketplace.selectors import recording_facts, with_readiness
+
     problems: list[str] = []
-    recordings = list(recordings if recordings is not None else listing.recordings.all())
+    if recordings is None:
+        recordings = list(
+            with_readiness(Recording.objects.filter(listing_items__listing=listing)).order_by(
+                "listing_items__position", "listing_items__id"
+            )
+        )
     if not recordings:
         problems.append("The listing offers no recordings.")
     for recording in recordings:
         label = f"{recording.uid} “{recording.title}”"
+        facts = recording_facts(recording)
         if recording.status != Recording.Status.ACTIVE:
             problems.append(f"{label} is {recording.get_status_display().lower()}.")
-        provenance = Provenance.objects.filter(recording=recording).first()
-        missing = (
-            provenance.missing_fields()
-            if provenance
-            else ["performer_name", "performer_contact", "recording_date"]
-        )
-        if missing:
-            problems.append(f"{label} is missing provenance: {', '.join(missing)}.")
-        consent = consent_active(recording)
+        if facts.provenance_missing:
+            problems.append(
+                f"{label} is missing provenance: {', '.join(facts.provenance_missing)}."
+            )
+        consent = facts.active_consent
         if consent is None:
             problems.append(f"{label} has no active consent.")
         else:
@@ -622,15 +823,16 @@ def listing_problems(listing: Listing, recordings: Sequence[Recording] | None = 
             if wider:
                 labels = ", ".join(Use(u).label for u in wider)
                 problems.append(f"{label}: the performer did not consent to {labels}.")
-            if consent.sensitive_content and not consent.sensitive_content_licensable:
+            if facts.sensitive_blocked:
                 problems.append(
                     f"{label} holds sensitive content the performer did not agree to license."
                 )
-        if not EmotionalSignature.objects.filter(recording=recording).exists():
+        if not facts.has_signature:
             problems.append(f"{label} has no emotional signature.")
-        total = sum(s.share_bps for s in RecordingSplit.objects.filter(recording=recording))
-        if total != TOTAL_BPS:
-            problems.append(f"{label}: splits add up to {total} basis points, not 10,000.")
+        if facts.splits_total_bps != TOTAL_BPS:
+            problems.append(
+                f"{label}: splits add up to {facts.splits_total_bps} basis points, not 10,000."
+            )
     return problems
 
 
@@ -756,6 +958,7 @@ def _clean_terms_snapshot(listing: Listing) -> dict:
         name: getattr(listing, name)
         for name in (
             "title",
+            "description",
             "duration_days",
             "permitted_uses",
             "worldwide",
@@ -798,6 +1001,11 @@ def _listing_set_status(
         else:
             listing.rejection_reason = reason
             fields.append("rejection_reason")
+    elif status == Listing.Status.UNPUBLISHED:
+        # Shown to the performer: why the listing left the catalogue (empty
+        # when they unpublished it themselves).
+        listing.rejection_reason = reason
+        fields.append("rejection_reason")
     listing.save(update_fields=fields)
     audit_record(
         action=f"listing.{status}",
@@ -839,8 +1047,22 @@ def _transition(listing: Listing, action: str) -> str:
     return to
 
 
+def _lock_recordings_of(listing: Listing) -> None:
+    """Lock the listing's recordings so that a consent change cannot slip
+    between the readiness check and the status change. Lock order is always
+    recordings (by id) before listings, as in consent_give and
+    consent_withdraw, so the two cannot deadlock."""
+    list(
+        Recording.objects.select_for_update()
+        .filter(listing_items__listing=listing)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 @transaction.atomic
 def listing_submit(*, listing: Listing, by: User, request: HttpRequest | None = None) -> Listing:
+    _lock_recordings_of(listing)
     listing = Listing.objects.select_for_update().select_related("performer").get(pk=listing.pk)
     if listing.performer.user_id != by.pk:
         raise NotFound("No such listing.")
@@ -868,6 +1090,8 @@ def listing_review(
     """Staff approve (publish) or reject, with a reason the performer sees."""
     if not by.is_staff:
         raise PermissionDenied("Only staff review listings.")
+    if approve:
+        _lock_recordings_of(listing)
     listing = Listing.objects.select_for_update().get(pk=listing.pk)
     to = _transition(listing, "approve" if approve else "reject")
     if approve:
@@ -930,12 +1154,13 @@ def catalogue_refresh_listing(listing: Listing) -> int:
         CatalogueEntry.objects.filter(listing=listing).delete()
         if listing.status != Listing.Status.PUBLISHED:
             return 0
-        recordings = [
-            item.recording
-            for item in ListingItem.objects.filter(listing=listing)
-            .select_related("recording__performer", "recording__signature")
-            .order_by("position", "id")
-        ]
+        from marketplace.selectors import with_readiness
+
+        recordings = list(
+            with_readiness(Recording.objects.filter(listing_items__listing=listing)).order_by(
+                "listing_items__position", "listing_items__id"
+            )
+        )
         if listing_problems(listing, recordings):
             return 0
         uses = set(listing.permitted_uses)
