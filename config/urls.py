@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
+from licensing import views as licensing_views
 
 admin.site.site_header = "Residuals administration"
 admin.site.site_title = "Residuals admin"
@@ -17,6 +18,11 @@ api_v1 = [
 urlpatterns = [
     path("", core_views.landing, name="landing"),
     path("healthz", core_views.healthz, name="healthz"),
+    path(
+        ".well-known/residuals-license-key.json",
+        licensing_views.license_key_document,
+        name="license_key_document",
+    ),
     path("dashboard/", core_views.dashboard, name="dashboard"),
     path("staff/", include("core.staff_urls")),
     # The admin signs people in through allauth, where MFA is enforced.

@@ -28,6 +28,7 @@ CONTEXT = {
     "column": "cr:column",
     "conformsTo": "dct:conformsTo",
     "data": {"@id": "cr:data", "@type": "@json"},
+    "equivalentProperty": "cr:equivalentProperty",
     "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
     "examples": {"@id": "cr:examples", "@type": "@json"},
     "extract": "cr:extract",
@@ -48,6 +49,7 @@ CONTEXT = {
     "regex": "cr:regex",
     "repeated": "cr:repeated",
     "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
     "separator": "cr:separator",
     "source": "cr:source",
     "subField": "cr:subField",
@@ -188,6 +190,10 @@ def manifest_for(license: License) -> dict:
         "version": f"{terms.get('listing_revision', 1)}.0.0",
         "datePublished": license.starts_at.date().isoformat(),
         "creator": {"@type": "sc:Person", "name": terms.get("performer_stage_name", "")},
+        "citeAs": (
+            f"{terms.get('performer_stage_name', '')}, “{terms['listing_title']}”, licensed to "
+            f"{license.organization.name} under Residuals license {license.uid}, {site}."
+        ),
         "publisher": {"@type": "sc:Organization", "name": "Residuals", "url": site},
         "keywords": [
             "emotional speech",

@@ -184,6 +184,21 @@ def _create_order(
     return order
 
 
+def _check_renewable(license: License, organization: Organization) -> None:
+    """A license is renewed once, by its holder, while it is active or after
+    it expired; a suspended or revoked one is not renewed."""
+    if license.organization_id != organization.pk:
+        raise NotFound("No such license.")
+    if license.status not in (License.Status.ACTIVE, License.Status.EXPIRED):
+        raise Conflict(
+            f"License {license.uid} is {license.get_status_display().lower()} and cannot be "
+            "renewed.",
+            code="license_not_renewable",
+        )
+    if License.objects.filter(renewed_from=license).exists():
+        raise Conflict(f"License {license.uid} was already renewed.", code="already_renewed")
+
+
 def checkout_start(
     *,
     organization: Organization,
@@ -198,6 +213,8 @@ def checkout_start(
     session for it. Listings that are no longer for sale are refused here,
     before any payment. ``success_url`` may contain ``{order}``."""
     require_member(organization=organization, user=user)
+    if renews is not None:
+        _check_renewable(renews, organization)
     with transaction.atomic():
         if listings is None:
             items = list(
@@ -286,6 +303,13 @@ def issue_licenses(*, order: Order, now: datetime | None = None) -> list[LineOut
                 reason = (
                     f"{order.organization.name} already holds an active license for “{line.title}”."
                 )
+        if (
+            reason is None
+            and line.renews is not None
+            and License.objects.filter(renewed_from=line.renews).exists()
+        ):
+            # Two renewal checkouts for one license, both paid: the second is refunded.
+            reason = f"License {line.renews.uid} was already renewed."
         if reason:
             outcomes.append(LineOutcome(line, None, reason))
             continue

@@ -3,6 +3,7 @@ call to one dataclass; Stripe objects never leave this module."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import stripe
@@ -280,7 +281,7 @@ class StripeGateway:
         last_error: Exception | None = None
         for secret in self.webhook_secrets:
             try:
-                event = stripe.Webhook.construct_event(
+                stripe.Webhook.construct_event(
                     payload, signature_header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
                 )
             except stripe.SignatureVerificationError as exc:
@@ -288,7 +289,9 @@ class StripeGateway:
                 continue
             except ValueError as exc:
                 raise WebhookSignatureError(f"The payload is not valid JSON: {exc}") from exc
-            data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
+            # The verified payload itself, as plain JSON: the library's objects turn some
+            # fields (e.g. fx_rate) into Decimal, which a JSONField cannot store.
+            data = json.loads(payload)
             return WebhookEvent(
                 id=data["id"],
                 type=data["type"],
