@@ -239,6 +239,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a field called "status"; name each choice set.
+    "ENUM_NAME_OVERRIDES": {
+        "RecordingStatusEnum": "marketplace.models.Recording.Status",
+        "ListingStatusEnum": "marketplace.models.Listing.Status",
+        "ImportRowStatusEnum": "marketplace.models.ImportRow.Status",
+        "OrderStatusEnum": "licensing.models.Order.Status",
+        "LicenseStatusEnum": "licensing.models.License.Status",
+        "AttestationStatusEnum": "licensing.models.DeletionAttestation.Status",
+        "RoyaltyInvoiceStatusEnum": "royalties.models.RoyaltyInvoice.Status",
+    },
 }
 API_KEY_PREFIX = "rsd"
 
@@ -301,6 +311,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "royalties-tally": {
         "task": "royalties.tasks.tally_usage_task",
         "schedule": timedelta(minutes=2),
+    },
+    "licensing-lifecycle": {
+        "task": "licensing.tasks.licenses_lifecycle_task",
+        "schedule": timedelta(minutes=10),
     },
     "royalties-monthly-invoices": {
         "task": "royalties.tasks.royalty_invoices_task",

@@ -146,6 +146,34 @@ def performer_balances_not_overdrawn() -> list[str]:
     return [f"{r['account__code']} ({r['currency']}) is overdrawn by {r['t']}" for r in rows]
 
 
+def earnings_match_ledger() -> list[str]:
+    """Each performer's earnings rows equal their lines in the same entries."""
+    from royalties.models import PerformerEarning
+
+    earned = defaultdict(int)
+    for row in PerformerEarning.objects.values("journal_entry_id", "performer_id").annotate(
+        t=Sum("net_minor")
+    ):
+        earned[(row["journal_entry_id"], row["performer_id"])] = row["t"]
+    posted = defaultdict(int)
+    kinds = ["sale", "royalty_accrual", "reversal"]
+    for row in (
+        EntryLine.objects.filter(account__performer__isnull=False, entry__kind__in=kinds)
+        .filter(entry_id__in=PerformerEarning.objects.values("journal_entry_id"))
+        .values("entry_id", "account__performer_id")
+        .annotate(t=Sum("amount_minor"))
+    ):
+        posted[(row["entry_id"], row["account__performer_id"])] = -row["t"]
+    problems = []
+    for key in set(earned) | set(posted):
+        if earned[key] != posted[key]:
+            problems.append(
+                f"entry {key[0]}, performer {key[1]}: earnings say {earned[key]}, "
+                f"the ledger says {posted[key]}"
+            )
+    return problems[:50]
+
+
 def database_guards_present() -> list[str]:
     if connection.vendor != "postgresql":
         return []
@@ -171,5 +199,6 @@ CHECKS = [
     ("royalty accruals equal the usage totals", accruals_match_totals),
     ("receivables equal accruals minus paid invoices", receivables_match_invoices),
     ("no performer balance is overdrawn", performer_balances_not_overdrawn),
+    ("performer earnings equal their ledger lines", earnings_match_ledger),
     ("the database guards are installed", database_guards_present),
 ]

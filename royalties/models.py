@@ -182,8 +182,9 @@ class LicenseUsageTotals(models.Model):
     revenue_minor = models.BigIntegerField(default=0)
     royalty_owed_minor = models.BigIntegerField(default=0)  # everything accrued so far
     fee_minor = models.BigIntegerField(default=0)
-    performer_parts = models.JSONField(default=dict)  # performer id → amount accrued so far
-    by_metric_minor = models.JSONField(default=dict)  # metric → royalty accrued so far
+    # metric → {"owed", "fee", "net": {performer id: amount}, "gross": {performer id: amount}},
+    # every figure cumulative (accrued so far).
+    by_metric = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -296,3 +297,36 @@ class RoyaltyInvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice_id}: {self.license_id} {self.metric} {self.amount_minor}"
+
+
+class PerformerEarning(models.Model):
+    """A performer's part of one journal entry, before and after the platform
+    fee: the sub-ledger statements are built from. ``net_minor`` always
+    equals the performer's line in the entry (ledger_check verifies it)."""
+
+    class Kind(models.TextChoices):
+        SALE = "sale", "License sale"
+        ROYALTY = "royalty", "Royalty"
+        REFUND = "refund", "Refund"
+
+    performer = models.ForeignKey(
+        PerformerProfile, on_delete=models.PROTECT, related_name="earnings"
+    )
+    journal_entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, related_name="earnings"
+    )
+    license = models.ForeignKey("licensing.License", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    metric = models.CharField(max_length=20, blank=True)  # royalties only
+    gross_minor = models.BigIntegerField()
+    fee_minor = models.BigIntegerField()
+    net_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["performer", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.performer_id} {self.kind} {self.net_minor:+d} {self.currency}"

@@ -23,7 +23,7 @@ from licensing.models import License, Order
 from licensing.services import issue_licenses, license_set_status
 from royalties import ledger
 from royalties.ledger import Line
-from royalties.models import JournalEntry
+from royalties.models import JournalEntry, PerformerEarning
 from royalties.money import percentage_of
 from royalties.splits import performer_parts
 
@@ -34,6 +34,7 @@ def post_license_sale(license: License) -> JournalEntry:
     price, currency = license.price_minor, license.currency
     fee = percentage_of(price, settings.PLATFORM_FEE_BPS)
     parts = performer_parts(price - fee, license.terms)
+    gross = performer_parts(price, license.terms)
     performers = PerformerProfile.objects.in_bulk(list(parts))
     lines = [
         Line(ledger.platform_account(ledger.PLATFORM_CASH, currency), price),
@@ -43,7 +44,7 @@ def post_license_sale(license: License) -> JournalEntry:
         Line(ledger.performer_account(performers[pid], "available", currency), -amount)
         for pid, amount in parts.items()
     ]
-    return ledger.post_entry(
+    entry = ledger.post_entry(
         kind=JournalEntry.Kind.SALE,
         idempotency_key=f"sale:license:{license.pk}",
         lines=lines,
@@ -51,6 +52,23 @@ def post_license_sale(license: License) -> JournalEntry:
         source_type="license",
         source_id=str(license.pk),
     )
+    if not entry.earnings.exists():
+        PerformerEarning.objects.bulk_create(
+            [
+                PerformerEarning(
+                    performer_id=pid,
+                    journal_entry=entry,
+                    license=license,
+                    kind=PerformerEarning.Kind.SALE,
+                    gross_minor=gross.get(pid, 0),
+                    fee_minor=gross.get(pid, 0) - amount,
+                    net_minor=amount,
+                    currency=currency,
+                )
+                for pid, amount in parts.items()
+            ]
+        )
+    return entry
 
 
 def _lock_order(**lookup) -> Order | None:
@@ -189,11 +207,26 @@ def charge_refunded(*, payment_intent: str | None, amount_refunded: int, amount:
             license=license, status=License.Status.SUSPENDED, reason="Payment refunded."
         )
         sale = JournalEntry.objects.filter(idempotency_key=f"sale:license:{license.pk}").first()
-        if sale is not None:
-            ledger.reverse_entry(
+        if sale is not None and not hasattr(sale, "reversed_by"):
+            reversal = ledger.reverse_entry(
                 entry=sale,
                 memo=f"Refund of license {license.uid}",
                 idempotency_key=f"refund:license:{license.pk}",
+            )
+            PerformerEarning.objects.bulk_create(
+                [
+                    PerformerEarning(
+                        performer_id=earning.performer_id,
+                        journal_entry=reversal,
+                        license=license,
+                        kind=PerformerEarning.Kind.REFUND,
+                        gross_minor=-earning.gross_minor,
+                        fee_minor=-earning.fee_minor,
+                        net_minor=-earning.net_minor,
+                        currency=earning.currency,
+                    )
+                    for earning in sale.earnings.all()
+                ]
             )
     order.refunded_minor = amount_refunded
     if amount_refunded >= amount:

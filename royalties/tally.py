@@ -9,10 +9,10 @@ transaction it then
    limited to events with no batch — each event is marked at most once);
 2. sums exactly the events it marked, per license and metric, in SQL;
 3. advances the license's running totals and computes, from the license's
-   frozen terms, the royalties owed so far:
+   frozen terms, the royalties owed so far, per metric:
      revenue share  = share_bps × max(0, cumulative revenue − threshold) // 10,000
-     per-unit rate  = cumulative quantity × amount_minor // per   (per metric)
-   and the platform fee and performers' parts of that total
+     per-unit rate  = cumulative quantity × amount_minor // per
+   and, per metric, the platform fee and the performers' parts of it
    (royalties.money's rounding rule, royalties.splits);
 4. posts the difference from what was already posted as one balanced entry:
    debit buyer:<org>:receivable, credit each performer's pending balance and
@@ -43,6 +43,7 @@ from royalties.models import (
     CapBreach,
     JournalEntry,
     LicenseUsageTotals,
+    PerformerEarning,
     RoyaltyAccrual,
     TallyBatch,
     UsageEvent,
@@ -121,6 +122,19 @@ def tally_pass(*, max_licenses: int = 200) -> PassResult:
     return PassResult(batch.pk, len(per_license), marked)
 
 
+def metric_split(owed_minor: int, terms: dict) -> dict:
+    """Cumulative fee and performers' parts of what one metric has earned."""
+    if owed_minor <= 0:
+        return {"owed": 0, "fee": 0, "net": {}, "gross": {}}
+    fee = percentage_of(owed_minor, settings.PLATFORM_FEE_BPS)
+    return {
+        "owed": owed_minor,
+        "fee": fee,
+        "net": {str(pid): part for pid, part in performer_parts(owed_minor - fee, terms).items()},
+        "gross": {str(pid): part for pid, part in performer_parts(owed_minor, terms).items()},
+    }
+
+
 def _apply(license: License, metrics: dict[str, tuple[int, int]], batch: TallyBatch) -> None:
     totals, _ = LicenseUsageTotals.objects.get_or_create(license=license)
     quantities = dict(totals.quantities)
@@ -130,33 +144,41 @@ def _apply(license: License, metrics: dict[str, tuple[int, int]], batch: TallyBa
             totals.revenue_minor += amount
     totals.quantities = quantities
 
-    terms = license.terms
-    owed_by_metric = royalties_owed(terms, quantities, totals.revenue_minor)
-    owed = sum(owed_by_metric.values())
-    fee = percentage_of(owed, settings.PLATFORM_FEE_BPS) if owed > 0 else 0
-    parts = (
-        {str(pid): part for pid, part in performer_parts(owed - fee, terms).items()}
-        if owed > 0
-        else {}
-    )
+    owed_by_metric = royalties_owed(license.terms, quantities, totals.revenue_minor)
+    now = {metric: metric_split(owed, license.terms) for metric, owed in owed_by_metric.items()}
+    before = totals.by_metric
+    empty = {"owed": 0, "fee": 0, "net": {}, "gross": {}}
+    deltas = []  # (metric, owed, fee, {pid: (gross, fee, net)})
+    for metric in sorted(set(now) | set(before)):
+        new, old = now.get(metric, empty), before.get(metric, empty)
+        performers = {}
+        for pid in set(new["net"]) | set(old["net"]) | set(new["gross"]) | set(old["gross"]):
+            gross = new["gross"].get(pid, 0) - old["gross"].get(pid, 0)
+            net = new["net"].get(pid, 0) - old["net"].get(pid, 0)
+            if gross or net:
+                performers[int(pid)] = (gross, gross - net, net)
+        if new["owed"] != old["owed"] or new["fee"] != old["fee"] or performers:
+            deltas.append((metric, new["owed"] - old["owed"], new["fee"] - old["fee"], performers))
 
-    delta_owed = owed - totals.royalty_owed_minor
-    delta_fee = fee - totals.fee_minor
-    previous_parts = totals.performer_parts
-    delta_parts = {
-        pid: parts.get(pid, 0) - previous_parts.get(pid, 0)
-        for pid in set(parts) | set(previous_parts)
-    }
-    if delta_owed or delta_fee or any(delta_parts.values()):
+    if deltas:
         currency = license.currency
+        net_by_performer: dict[int, int] = defaultdict(int)
+        for _, _, _, performers in deltas:
+            for pid, (_, _, net) in performers.items():
+                net_by_performer[pid] += net
+        people = _performers(list(net_by_performer))
         lines = [
-            Line(ledger.buyer_receivable(license.organization, currency), delta_owed),
-            Line(ledger.platform_account(ledger.PLATFORM_REVENUE, currency), -delta_fee),
+            Line(
+                ledger.buyer_receivable(license.organization, currency), sum(d[1] for d in deltas)
+            ),
+            Line(
+                ledger.platform_account(ledger.PLATFORM_REVENUE, currency),
+                -sum(d[2] for d in deltas),
+            ),
         ]
-        performers = _performers([int(pid) for pid in delta_parts])
         lines += [
-            Line(ledger.performer_account(performers[int(pid)], "pending", currency), -amount)
-            for pid, amount in sorted(delta_parts.items(), key=lambda item: int(item[0]))
+            Line(ledger.performer_account(people[pid], "pending", currency), -amount)
+            for pid, amount in sorted(net_by_performer.items())
             if amount
         ]
         entry = ledger.post_entry(
@@ -167,7 +189,6 @@ def _apply(license: License, metrics: dict[str, tuple[int, int]], batch: TallyBa
             source_type="tally_batch",
             source_id=str(batch.pk),
         )
-        previous_by_metric = totals.by_metric_minor
         RoyaltyAccrual.objects.bulk_create(
             [
                 RoyaltyAccrual(
@@ -175,17 +196,33 @@ def _apply(license: License, metrics: dict[str, tuple[int, int]], batch: TallyBa
                     tally_batch=batch,
                     journal_entry=entry,
                     metric=metric,
-                    amount_minor=owed_by_metric.get(metric, 0) - previous_by_metric.get(metric, 0),
+                    amount_minor=owed,
                     currency=currency,
                 )
-                for metric in sorted(set(owed_by_metric) | set(previous_by_metric))
-                if owed_by_metric.get(metric, 0) != previous_by_metric.get(metric, 0)
+                for metric, owed, _, _ in deltas
+                if owed
             ]
         )
-    totals.royalty_owed_minor = owed
-    totals.fee_minor = fee
-    totals.performer_parts = parts
-    totals.by_metric_minor = owed_by_metric
+        PerformerEarning.objects.bulk_create(
+            [
+                PerformerEarning(
+                    performer_id=pid,
+                    journal_entry=entry,
+                    license=license,
+                    kind=PerformerEarning.Kind.ROYALTY,
+                    metric=metric,
+                    gross_minor=gross,
+                    fee_minor=fee,
+                    net_minor=net,
+                    currency=currency,
+                )
+                for metric, _, _, performers in deltas
+                for pid, (gross, fee, net) in sorted(performers.items())
+            ]
+        )
+    totals.royalty_owed_minor = sum(split["owed"] for split in now.values())
+    totals.fee_minor = sum(split["fee"] for split in now.values())
+    totals.by_metric = now
     totals.save()
     _check_caps(license, quantities, batch)
 

@@ -76,6 +76,7 @@ def start_worker(
     queue: str,
     log: Path,
     concurrency: int = 1,
+    pool: str = "prefork",
     extra_env: dict | None = None,
 ) -> Worker:
     env = {
@@ -99,6 +100,7 @@ def start_worker(
             "worker",
             "--loglevel=INFO",
             f"--concurrency={concurrency}",
+            f"--pool={pool}",
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
@@ -132,6 +134,29 @@ def stop_worker(worker: Worker) -> None:
         except subprocess.TimeoutExpired:
             worker.process.kill()
             worker.process.wait(timeout=10)
+
+
+@contextmanager
+def running_workers(tmp_path: Path, count: int, **kwargs):
+    """Several worker processes on one Redis queue."""
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    saved = (
+        app.conf.broker_url,
+        app.conf.result_backend,
+        app.conf.task_default_queue,
+        app.conf.task_always_eager,
+    )
+    workers = [
+        start_worker(queue=queue, log=tmp_path / f"worker-{i}.log", **kwargs) for i in range(count)
+    ]
+    _point_app_at(kwargs.get("broker_url", REDIS_URL), REDIS_URL, queue, eager=False)
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+        broker, backend, default_queue, eager = saved
+        _point_app_at(broker, backend, default_queue, eager)
 
 
 @contextmanager

@@ -206,9 +206,16 @@ def test_any_batching_gives_the_same_royalties(rated_world, events, cuts):
             tally_usage()
         revenue = sum(v for m, v in events if m == "downstream_revenue")
         runs = sum(v for m, v in events if m == "training_run")
-        owed = 2000 * max(0, revenue - 1_000_000) // 10_000 + runs * 1_001 // 3
-        fee = percentage_of(owed, 2000)
-        expected = performer_parts(owed - fee, world["license"].terms) if owed else {}
+        expected, owed, fee = {}, 0, 0
+        for metric_owed in (2000 * max(0, revenue - 1_000_000) // 10_000, runs * 1_001 // 3):
+            if not metric_owed:
+                continue
+            metric_fee = percentage_of(metric_owed, 2000)
+            owed, fee = owed + metric_owed, fee + metric_fee
+            for pid, part in performer_parts(
+                metric_owed - metric_fee, world["license"].terms
+            ).items():
+                expected[pid] = expected.get(pid, 0) + part
         got = _balances(world)
         co = ledger.balance(ledger.performer_account(world["co_performer"], "pending", "USD"))
         assert got["receivable"] - before["receivable"] == owed
