@@ -160,6 +160,7 @@ def organization_detail(request, slug: str):
             if membership.is_owner
             else [],
             "active_key_count": organization.api_keys.filter(revoked_at__isnull=True).count(),
+            "active_license_count": organization.licenses.filter(status="active").count(),
         },
     )
 

@@ -1,0 +1,5 @@
+"""Royalties pages for buyers."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Royalties pages for performers."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
