@@ -34,6 +34,7 @@ run: env
 	@mkdir -p var
 	$(VENV)/bin/python manage.py migrate --noinput
 	$(VENV)/bin/python manage.py seed_demo
+	$(VENV)/bin/python manage.py seed_demo_market
 	@echo "Serving on http://127.0.0.1:8000 (web, worker and beat; Ctrl-C stops all three)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
