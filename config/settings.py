@@ -286,6 +286,7 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_in": str(CELERY_BROKER_FILESYSTEM_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_FILESYSTEM_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_FILESYSTEM_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_FILESYSTEM_DIR / "control"),
         "store_processed": False,
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
