@@ -40,6 +40,7 @@ def performer_dashboard(request):
     from django.core.paginator import Paginator
 
     from marketplace.selectors import CONSENTED_STATES, STATE_LABELS, performer_overview
+    from royalties.selectors_performer import performer_balances
 
     profile = PerformerProfile.objects.filter(user=request.user).first()
     if profile is None:
@@ -68,6 +69,7 @@ def performer_dashboard(request):
             "on_sale_count": sum(1 for listing in overview.listings if listing.on_sale),
             "in_review_count": overview.listing_counts.get("in_review", 0),
             "consented_count": sum(n for code, n in counts.items() if code in CONSENTED_STATES),
+            "earnings_balances": performer_balances(profile),
         },
     )
 

@@ -1,5 +1,14 @@
-"""Royalties pages for staffs."""
+"""Royalties pages for staff (included under /staff/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from royalties import views_staff
+
+urlpatterns = [
+    path("royalties/", views_staff.staff_royalties, name="staff_royalties"),
+    path(
+        "royalties/cap-breaches/<int:breach_id>/review/",
+        views_staff.staff_cap_breach_review,
+        name="staff_cap_breach_review",
+    ),
+]
