@@ -117,6 +117,20 @@ def _int(raw: dict, name: str, *, required: bool) -> int | None:
     return value
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds no NUL, and UTF-8 has no unpaired surrogates
+    (which a JSON body can carry as escapes)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse(index: int, raw: object, now: datetime) -> _Candidate:
     if not isinstance(raw, dict):
         raise _Reject("invalid_event", "Each event must be a JSON object.")
@@ -190,6 +204,15 @@ def _parse(index: int, raw: object, now: datetime) -> _Candidate:
         raise _Reject("invalid_event", "model is a string of at most 200 characters.", "model")
     if not isinstance(note, str) or len(note) > 2000:
         raise _Reject("invalid_event", "note is a string of at most 2000 characters.", "note")
+    for name, text in (("license", license_ref), ("model", model), ("note", note)):
+        if isinstance(text, str) and not _storable(text):
+            raise _Reject(
+                "invalid_event", f"{name} holds a NUL character or an unpaired surrogate.", name
+            )
+    if adjusts is not None and not _storable(adjusts):
+        raise _Reject(
+            "invalid_event", "adjusts holds a NUL character or an unpaired surrogate.", "adjusts"
+        )
     return _Candidate(
         index=index,
         raw=raw,
@@ -292,22 +315,15 @@ def usage_events_ingest(
         candidates.append(candidate)
 
     licenses = _licenses(organization_id, {c.license_ref for c in candidates})
-    existing = dict(
-        UsageEvent.objects.filter(
-            organization_id=organization_id, event_id__in=[c.event_id for c in candidates]
-        ).values_list("event_id", "body_sha256")
-    )
-    adjust_refs = {c.adjusts_ref for c in candidates if c.adjusts_ref}
-    originals = (
-        {
-            row[0]: row
-            for row in UsageEvent.objects.filter(
-                organization_id=organization_id, event_id__in=adjust_refs
-            ).values_list("event_id", "id", "license_id", "metric")
-        }
-        if adjust_refs
-        else {}
-    )
+    existing = {
+        event_id: sha
+        for event_id, sha, *_ in _stored(organization_id, [c.event_id for c in candidates])
+    }
+    adjust_refs = sorted({c.adjusts_ref for c in candidates if c.adjusts_ref})
+    originals = {
+        event_id: (event_id, pk, license_id, metric)
+        for event_id, _, pk, license_id, metric in _stored(organization_id, adjust_refs)
+    }
 
     to_insert: list[_Candidate] = []
     for candidate in candidates:
@@ -348,11 +364,10 @@ def usage_events_ingest(
     inserted = _insert(organization_id, to_insert, api_key_prefix, now)
     lost = [c for c in to_insert if c.event_id not in inserted]
     if lost:  # another request stored the same ids between our read and our insert
-        stored = dict(
-            UsageEvent.objects.filter(
-                organization_id=organization_id, event_id__in=[c.event_id for c in lost]
-            ).values_list("event_id", "body_sha256")
-        )
+        stored = {
+            event_id: sha
+            for event_id, sha, *_ in _stored(organization_id, [c.event_id for c in lost])
+        }
         for candidate in lost:
             results[candidate.index] = _duplicate_result(
                 candidate, stored.get(candidate.event_id) == candidate.body_sha256
@@ -361,6 +376,42 @@ def usage_events_ingest(
         if candidate.event_id in inserted:
             results[candidate.index] = EventResult(candidate.index, candidate.event_id, "accepted")
     return [results[i] for i in range(len(events))]
+
+
+def _stored(organization_id: int, event_ids: list[str]) -> list[tuple]:
+    """(event_id, body_sha256, id, license_id, metric) of the organization's
+    stored events among ``event_ids``.
+
+    On PostgreSQL each id is one probe of the unique index on
+    (organization, event_id), whatever the table's statistics say: the
+    LATERAL … LIMIT 1 keeps the planner from turning the lookup into a scan
+    of all the organization's events, which it does for a long ``IN (…)``
+    list or a plain join when the statistics are missing or stale (hundreds
+    of milliseconds a batch once an organization has a million events). The
+    ids travel as one JSON array, cheaper to send than a quoted text[]."""
+    if not event_ids:
+        return []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT wanted.event_id, e.body_sha256, e.id, e.license_id, e.metric
+                FROM jsonb_array_elements_text(%s::jsonb) AS wanted(event_id)
+                CROSS JOIN LATERAL (
+                    SELECT body_sha256, id, license_id, metric
+                    FROM royalties_usageevent
+                    WHERE organization_id = %s AND event_id = wanted.event_id
+                    LIMIT 1
+                ) AS e
+                """,
+                [json.dumps(event_ids), organization_id],
+            )
+            return cursor.fetchall()
+    return list(
+        UsageEvent.objects.filter(
+            organization_id=organization_id, event_id__in=event_ids
+        ).values_list("event_id", "body_sha256", "id", "license_id", "metric")
+    )
 
 
 def _duplicate_result(candidate: _Candidate, same: bool) -> EventResult:
@@ -385,34 +436,40 @@ def _insert(
     if not candidates:
         return set()
     if connection.vendor == "postgresql":
-        columns = [
-            [organization_id] * len(candidates),
-            [c.license.pk for c in candidates],
-            [c.event_id for c in candidates],
-            [c.metric for c in candidates],
-            [c.quantity for c in candidates],
-            [c.amount_minor for c in candidates],
-            [c.currency for c in candidates],
-            [c.occurred_at for c in candidates],
-            [c.model for c in candidates],
-            [c.note for c in candidates],
-            [c.adjusts_pk for c in candidates],
-            [c.body_sha256 for c in candidates],
-        ]
+        # The rows travel as one JSON document: encoding it is one C call,
+        # where a dozen typed arrays cost ~25 ms a batch of Python quoting.
+        rows = json.dumps(
+            [
+                {
+                    "l": c.license.pk,
+                    "e": c.event_id,
+                    "m": c.metric,
+                    "q": c.quantity,
+                    "a": c.amount_minor,
+                    "c": c.currency,
+                    "t": c.occurred_at.isoformat(),
+                    "md": c.model,
+                    "n": c.note,
+                    "adj": c.adjusts_pk,
+                    "h": c.body_sha256,
+                }
+                for c in candidates
+            ],
+            separators=(",", ":"),
+        )
         sql = """
             INSERT INTO royalties_usageevent
                 (organization_id, license_id, event_id, metric, quantity, amount_minor, currency,
                  occurred_at, model, note, adjusts_id, body_sha256, api_key_prefix, received_at)
-            SELECT o, l, e, m, q, a, c, t, md, n, adj, h, %s, %s
-            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
-                        %s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
-                        %s::bigint[], %s::text[])
-                 AS u(o, l, e, m, q, a, c, t, md, n, adj, h)
+            SELECT %s, l, e, m, q, a, c, t, md, n, adj, h, %s, %s
+            FROM jsonb_to_recordset(%s::jsonb)
+                 AS u(l bigint, e text, m text, q bigint, a bigint, c text, t timestamptz,
+                      md text, n text, adj bigint, h text)
             ON CONFLICT (organization_id, event_id) DO NOTHING
             RETURNING event_id
         """
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, [api_key_prefix, now, *columns])
+            cursor.execute(sql, [organization_id, api_key_prefix, now, rows])
             return {row[0] for row in cursor.fetchall()}
     inserted = set()
     for c in candidates:  # the embedded SQLite database of `make run`
