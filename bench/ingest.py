@@ -416,7 +416,7 @@ def post_events(n_events: int, clients: int, world: dict, port: int) -> tuple[fl
 
 COLUMNS = (
     "organization_id, license_id, event_id, metric, quantity, amount_minor, currency, "
-    "occurred_at, model, note, adjusts_id, body_sha256, api_key_prefix, received_at, tally_batch_id"
+    "occurred_at, model, note, adjusts_id, body_sha256, api_key_prefix, received_at"
 )
 
 

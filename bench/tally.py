@@ -4,6 +4,7 @@ rows, and the cost of tallying 1,000 new events on top of a small and a
 large history, in the same run.
 
     .venv/bin/python bench/tally.py [--events 1000000] [--licenses 24] [--rounds 5]
+                                    [--max-events 500000]
 
 The database (default ``residuals_bench_tally``; ``DATABASE_URL`` may name
 another whose name contains "bench") is dropped, created and migrated at the
@@ -28,21 +29,16 @@ in the license's currency, ``occurred_at`` inside the license — except that
 2. **Big tally**: N more events are loaded, then ``VACUUM ANALYZE`` (what
    autovacuum does after such a load; it is off on some servers, this one
    included). The hand-written SQL ``SELECT license_id, metric,
-   sum(quantity), sum(amount_minor) … WHERE tally_batch_id IS NULL GROUP BY
-   1, 2`` is timed over them (after one untimed run that warms the cache),
-   and so is the same GROUP BY over rows an ``UPDATE … RETURNING`` marks
-   with a batch in the same statement — the least any tally that records
-   its batch on every event must do — rolled back and vacuumed away. Then
-   ``tally_usage()`` counts them with a progress bar (it advances once per
-   pass of up to ``--max-licenses`` licenses). Its running totals are
-   checked against the SQL sums, and the ratio tally/GROUP BY is printed
-   (target ≤ 2×), with tally/marking SQL beside it.
+   sum(quantity), sum(amount_minor), count(*) … WHERE id > <the tally's
+   watermark> GROUP BY 1, 2`` is timed over them (best of three, after one
+   untimed run that warms the cache). Then ``tally_usage()`` counts them
+   with a progress bar (it advances once per pass of up to
+   ``--max-events`` ids). Its running totals are checked against the SQL
+   sums, and the ratio tally/GROUP BY is printed (target ≤ 2×).
 3. **Big history**: as in 1, with about N + 15,000 events already tallied:
-   first right after the big tally (its million old row versions not yet
-   vacuumed), then after ``VACUUM ANALYZE``. The small- and big-history
-   medians, both measured after VACUUM as in steady state, should be about
-   the same (target: within 1.5× — the cost should follow the new events,
-   not the history); the figure before VACUUM is printed beside them. Every
+   first right after the big tally, then after ``VACUUM ANALYZE``. The
+   small- and big-history medians should be about the same (target: within
+   1.5× — the cost should follow the new events, not the history). Every
    ledger check of ``royalties.checks`` must pass at the end.
 """
 
@@ -111,24 +107,11 @@ CROSS JOIN LATERAL (
 ) AS m
 """
 
-# What any tally that records its batch on each event must do at least: the
-# same GROUP BY, over rows it marks in the same statement (run by hand, then
-# rolled back).
-MARK_AND_SUM_SQL = """
-WITH marked AS (
-    UPDATE royalties_usageevent SET tally_batch_id = %s
-    WHERE tally_batch_id IS NULL
-    RETURNING license_id, metric, quantity, amount_minor
-)
-SELECT license_id, metric, sum(quantity), sum(amount_minor), count(*)
-FROM marked
-GROUP BY license_id, metric
-"""
-
+# The least any tally must do: read the new events once and sum them.
 SUM_SQL = """
 SELECT license_id, metric, sum(quantity), sum(amount_minor), count(*)
 FROM royalties_usageevent
-WHERE tally_batch_id IS NULL
+WHERE id > %s
 GROUP BY license_id, metric
 """
 
@@ -168,54 +151,41 @@ class Loader:
                 progress.update(size)
 
 
-def timed_tally(max_licenses: int, progress=None) -> tuple[float, int]:
+def timed_tally(max_events: int, progress=None) -> tuple[float, int]:
     from royalties.tally import tally_usage
 
     started = time.perf_counter()
-    results = tally_usage(max_licenses=max_licenses, progress=progress)
+    results = tally_usage(max_events=max_events, progress=progress)
     return time.perf_counter() - started, sum(r.events for r in results)
 
 
-def incremental(loader: Loader, rounds: int, max_licenses: int) -> list[float]:
+def incremental(loader: Loader, rounds: int, max_events: int) -> list[float]:
     """Seconds to tally 1,000 new events, ROUNDS times."""
     times = []
     for _ in range(rounds):
         loader.load(1000)
-        seconds, counted = timed_tally(max_licenses)
+        seconds, counted = timed_tally(max_events)
         assert counted == 1000, counted
         times.append(seconds)
     return times
 
 
 def sql_sums() -> tuple[float, dict]:
+    """The hand-written GROUP BY over the events past the watermark: the
+    best of three runs, and its sums."""
     from django.db import connection
 
+    from royalties.watermark import tallied_through_id
+
+    through = tallied_through_id()
+    times = []
     with connection.cursor() as cursor:
-        started = time.perf_counter()
-        cursor.execute(SUM_SQL)
-        rows = cursor.fetchall()
-        seconds = time.perf_counter() - started
-    return seconds, {(r[0], r[1]): (r[2] or 0, r[3] or 0, r[4]) for r in rows}
-
-
-def sql_mark_and_sum() -> float:
-    """The hand-written marking UPDATE with its GROUP BY, rolled back; then
-    VACUUM clears the row versions it left, so the tally starts from the same
-    table."""
-    from django.db import connection, transaction
-
-    from royalties.models import TallyBatch
-
-    with transaction.atomic():
-        batch = TallyBatch.objects.create(worker="bench: rolled back")
-        with connection.cursor() as cursor:
+        for _ in range(3):
             started = time.perf_counter()
-            cursor.execute(MARK_AND_SUM_SQL, [batch.pk])
-            cursor.fetchall()
-            seconds = time.perf_counter() - started
-        transaction.set_rollback(True)
-    vacuum()
-    return seconds
+            cursor.execute(SUM_SQL, [through])
+            rows = cursor.fetchall()
+            times.append(time.perf_counter() - started)
+    return min(times), {(r[0], r[1]): (r[2] or 0, r[3] or 0, r[4]) for r in rows}
 
 
 def vacuum() -> None:
@@ -247,15 +217,16 @@ def main() -> int:
     parser.add_argument("--licenses", type=int, default=24, help="licenses the events use")
     parser.add_argument("--rounds", type=int, default=5, help="1,000-event tallies per history")
     parser.add_argument(
-        "--max-licenses",
+        "--max-events",
         type=int,
-        default=200,
-        help="licenses per tally pass (200, as royalties.tasks.tally_usage_task)",
+        default=None,
+        help="event ids per tally pass (default: royalties.tally.MAX_EVENTS_PER_PASS)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     args = parser.parse_args()
 
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    max_events = args.max_events
     url = database_url()
     recreate_database(url)
     try:
@@ -269,15 +240,18 @@ def main() -> int:
 
             from royalties.checks import CHECKS
             from royalties.models import LicenseUsageTotals, UsageEvent
+            from royalties.tally import MAX_EVENTS_PER_PASS
+
+            max_events = max_events or MAX_EVENTS_PER_PASS
 
             settings.DEBUG = False  # no query log while measuring
             loader = Loader(world)
 
             loader.load(10_000)
-            timed_tally(args.max_licenses)
+            timed_tally(max_events)
             vacuum()
             small_from = UsageEvent.objects.count()
-            small = incremental(loader, args.rounds, args.max_licenses)
+            small = incremental(loader, args.rounds, max_events)
 
             with tqdm(total=args.events, unit="ev", unit_scale=True, desc="Loading") as bar:
                 loader.load(args.events, bar)
@@ -285,24 +259,22 @@ def main() -> int:
             sql_sums()  # warm the cache for both sides alike
             sql_seconds, sums = sql_sums()
             assert sum(n for _, _, n in sums.values()) == args.events
-            print("Timing the hand-written marking UPDATE (rolled back) …")
-            mark_seconds = sql_mark_and_sum()
             before = {
                 t.license_id: (dict(t.quantities), t.revenue_minor)
                 for t in LicenseUsageTotals.objects.all()
             }
             with tqdm(total=args.events, unit="ev", unit_scale=True, desc="Tallying") as bar:
                 tally_seconds, counted = timed_tally(
-                    args.max_licenses, lambda result: bar.update(result.events)
+                    max_events, lambda result: bar.update(result.events)
                 )
             assert counted == args.events, counted
             check_totals(before, sums)
 
             fresh_from = UsageEvent.objects.count()
-            fresh = incremental(loader, args.rounds, args.max_licenses)
+            fresh = incremental(loader, args.rounds, max_events)
             vacuum()
             big_from = UsageEvent.objects.count()
-            big = incremental(loader, args.rounds, args.max_licenses)
+            big = incremental(loader, args.rounds, max_events)
             failed = [name for name, check in CHECKS if check()]
             if failed:
                 print(f"LEDGER CHECKS FAILED: {', '.join(failed)}")
@@ -319,21 +291,19 @@ def main() -> int:
             flat = big_median / small_median
             rate = args.events / tally_seconds
             print()
-            print(f"Tally of {args.events:,} events ({args.licenses} licenses): "
+            print(f"Tally of {args.events:,} events ({args.licenses} licenses, "
+                  f"passes of up to {max_events:,} ids): "
                   f"{tally_seconds:.2f} s ({rate:,.0f} events/s)")  # fmt: skip
             print(f"Hand-written SQL GROUP BY over the same rows: {sql_seconds:.2f} s")
             print(f"Ratio tally/SQL: {ratio:.1f}× — target ≤ {RATIO_TARGET:.0f}×: "
                   f"{'met' if ratio <= RATIO_TARGET else 'MISSED'}")  # fmt: skip
-            print(f"Hand-written SQL that also marks the rows with their batch (UPDATE … "
-                  f"RETURNING, GROUP BY; rolled back, so no commit): {mark_seconds:.2f} s; "
-                  f"tally/that: {tally_seconds / mark_seconds:.2f}×")  # fmt: skip
             print(f"Tally of 1,000 new events (median of {args.rounds}, in ms):")
             print(f"  {small_median * 1000:5.0f} with {history(small_from)} already tallied "
                   f"({each(small)})")  # fmt: skip
             print(f"  {big_median * 1000:5.0f} with {history(big_from)} already tallied "
                   f"({each(big)})")  # fmt: skip
             print(f"  {statistics.median(fresh) * 1000:5.0f} with {history(fresh_from)}, right "
-                  f"after the big tally, before VACUUM ({each(fresh)})")  # fmt: skip
+                  f"after the big tally ({each(fresh)})")  # fmt: skip
             print(f"Ratio big/small history: {flat:.2f} — target about the same "
                   f"(≤ {FLAT_TARGET}×): {'met' if flat <= FLAT_TARGET else 'MISSED'}")  # fmt: skip
             print("Running totals equal the SQL sums; every ledger check passes.")

@@ -39,3 +39,20 @@ def audit_record(
         ip_address=client_ip(request),
         data=data or {},
     )
+
+
+def audit_records(*, action: str, targets: list[tuple[models.Model, dict[str, Any]]]) -> None:
+    """Append one audit row per (target, data), by no actor, in one INSERT:
+    for a service that records many changes of one kind at once (the tally's
+    ledger postings). Same rows as ``audit_record`` would write."""
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                action=action,
+                target_type=target._meta.label_lower,
+                target_id=str(target.pk),
+                data=data or {},
+            )
+            for target, data in targets
+        ]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.db.models import BooleanField, ExpressionWrapper
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ParseError
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import principal_for
 from core.errors import PermissionDenied, ValidationError
+from royalties import watermark
 from royalties.models import UsageEvent
 from royalties.serializers import (
     IngestResponseSerializer,
@@ -20,6 +22,12 @@ from royalties.serializers import (
     UsageEventSerializer,
 )
 from royalties.usage import MAX_EVENTS_PER_REQUEST, usage_events_ingest
+
+
+def _is_tallied() -> ExpressionWrapper:
+    """Whether an event is at or below the tally's watermark, computed in
+    the query that lists it."""
+    return ExpressionWrapper(watermark.tallied_q(), output_field=BooleanField())
 
 
 class RawJSONParser(BaseParser):
@@ -144,8 +152,9 @@ class UsageEventsApi(generics.ListAPIView):
                 raise ValidationError("since must be an ISO 8601 time.", code="invalid_filter")
             events = events.filter(received_at__gte=since)
         if params.get("tallied") in {"true", "false"}:
-            events = events.filter(tally_batch__isnull=params["tallied"] == "false")
-        return events.order_by("-received_at", "-id")
+            tallied = params["tallied"] == "true"
+            events = events.filter(watermark.tallied_q() if tallied else watermark.untallied_q())
+        return events.annotate(is_tallied=_is_tallied()).order_by("-received_at", "-id")
 
 
 class UsageEventDetailApi(APIView):
@@ -153,7 +162,9 @@ class UsageEventDetailApi(APIView):
     def get(self, request, event_id: str):
         organization_id = _organization_id(request)
         event = generics.get_object_or_404(
-            UsageEvent.objects.select_related("license", "adjusts"),
+            UsageEvent.objects.select_related("license", "adjusts").annotate(
+                is_tallied=_is_tallied()
+            ),
             organization_id=organization_id,
             event_id=event_id,
         )

@@ -10,6 +10,7 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import Count, F, Sum
 
+from royalties import watermark
 from royalties.models import (
     EntryLine,
     JournalEntry,
@@ -59,12 +60,13 @@ def reversals_mirror() -> list[str]:
 
 
 def usage_totals_match_events() -> list[str]:
-    """The tally's running totals equal the sum of the events it marked."""
+    """The tally's running totals equal the sum of the events at or below
+    its watermark."""
     problems = []
     sums = defaultdict(dict)
     revenue = defaultdict(int)
     for row in (
-        UsageEvent.objects.filter(tally_batch__isnull=False)
+        UsageEvent.objects.filter(watermark.tallied_q())
         .values("license_id", "metric")
         .annotate(quantity=Sum("quantity"), amount=Sum("amount_minor"))
     ):

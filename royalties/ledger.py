@@ -12,7 +12,7 @@ from django.db.models import Sum
 
 from accounts.models import Organization, PerformerProfile
 from core.errors import Conflict, ValidationError
-from core.services import audit_record
+from core.services import audit_record, audit_records
 from royalties.models import EntryLine, JournalEntry, LedgerAccount
 
 PLATFORM_CASH = "platform:cash"
@@ -105,17 +105,91 @@ def post_entry(
                 for line in lines
             ]
         )
-        audit_record(
-            action=f"ledger.{kind}",
-            target=entry,
-            data={
-                "memo": entry.memo,
-                "lines": [
-                    [line.account.code, line.amount_minor, line.account.currency] for line in lines
-                ],
-            },
-        )
+        audit_record(action=f"ledger.{kind}", target=entry, data=_audit_data(entry, lines))
     return entry
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    """One entry for ``post_entries``; the arguments of ``post_entry``."""
+
+    kind: str
+    idempotency_key: str
+    lines: Sequence[Line]
+    memo: str
+    source_type: str = ""
+    source_id: str = ""
+
+
+def post_entries(specs: Sequence[EntrySpec]) -> list[JournalEntry]:
+    """``post_entry`` for many entries at once, in a constant number of
+    queries: the entries, their lines and their audit rows are each one
+    INSERT. Same guarantees: each entry balances, and a key already posted
+    returns the entry posted (refused if its lines differ). Returns the
+    entries in the order of ``specs``."""
+    specs = [
+        EntrySpec(
+            spec.kind,
+            spec.idempotency_key,
+            [line for line in spec.lines if line.amount_minor != 0],
+            spec.memo[:300],
+            spec.source_type,
+            str(spec.source_id),
+        )
+        for spec in specs
+    ]
+    for spec in specs:
+        _check_balanced(spec.lines)
+    with transaction.atomic():
+        existing = JournalEntry.objects.in_bulk(
+            [spec.idempotency_key for spec in specs], field_name="idempotency_key"
+        )
+        for spec in specs:
+            if spec.idempotency_key in existing:
+                _check_same(existing[spec.idempotency_key], spec.lines)
+        new = [spec for spec in specs if spec.idempotency_key not in existing]
+        created = JournalEntry.objects.bulk_create(
+            [
+                JournalEntry(
+                    kind=spec.kind,
+                    memo=spec.memo,
+                    idempotency_key=spec.idempotency_key,
+                    source_type=spec.source_type,
+                    source_id=spec.source_id,
+                )
+                for spec in new
+            ]
+        )
+        EntryLine.objects.bulk_create(
+            [
+                EntryLine(
+                    entry=entry,
+                    account=line.account,
+                    amount_minor=line.amount_minor,
+                    currency=line.account.currency,
+                )
+                for entry, spec in zip(created, new, strict=True)
+                for line in spec.lines
+            ]
+        )
+        for kind in sorted({spec.kind for spec in new}):
+            audit_records(
+                action=f"ledger.{kind}",
+                targets=[
+                    (entry, _audit_data(entry, spec.lines))
+                    for entry, spec in zip(created, new, strict=True)
+                    if spec.kind == kind
+                ],
+            )
+    posted = {entry.idempotency_key: entry for entry in created} | existing
+    return [posted[spec.idempotency_key] for spec in specs]
+
+
+def _audit_data(entry: JournalEntry, lines: Sequence[Line]) -> dict:
+    return {
+        "memo": entry.memo,
+        "lines": [[line.account.code, line.amount_minor, line.account.currency] for line in lines],
+    }
 
 
 def _check_balanced(lines: Sequence[Line]) -> None:

@@ -98,8 +98,10 @@ class UsageEvent(models.Model):
     """A buyer's report of downstream use under a license. The reported
     fields never change after they are accepted (PostgreSQL refuses it,
     migration 0004); a correction is a new event that ``adjusts`` the
-    original. ``tally_batch`` is set once, by the tally, in the same
-    transaction that posts the royalties it produced."""
+    original. Rows are never written again either, not even by the tally:
+    an event is tallied once its id is at or below the tally's watermark
+    (``TallyCursor``, royalties.watermark), and the batch that counted it
+    is the one whose id range holds its id."""
 
     class Metric(models.TextChoices):
         TRAINING_RUN = "training_run", "Training run"
@@ -129,9 +131,6 @@ class UsageEvent(models.Model):
     body_sha256 = models.CharField(max_length=64)
     api_key_prefix = models.CharField(max_length=32, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    tally_batch = models.ForeignKey(
-        "TallyBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
-    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -143,13 +142,6 @@ class UsageEvent(models.Model):
         indexes = [
             models.Index(fields=["license", "metric"]),
             models.Index(fields=["organization", "-received_at"]),
-            # The tally finds untallied events through this partial index, so its
-            # cost follows the new events, not everything already tallied.
-            models.Index(
-                fields=["license"],
-                name="usage_event_untallied",
-                condition=Q(tally_batch__isnull=True),
-            ),
         ]
 
     def __str__(self) -> str:
@@ -157,8 +149,13 @@ class UsageEvent(models.Model):
 
 
 class TallyBatch(models.Model):
+    """One tally pass: it counted every usage event with
+    ``from_id < id <= through_id``."""
+
     started_at = models.DateTimeField(auto_now_add=True)
     worker = models.CharField(max_length=200, blank=True)
+    from_id = models.BigIntegerField(default=0)  # exclusive
+    through_id = models.BigIntegerField(default=0)  # inclusive
     event_count = models.PositiveIntegerField(default=0)
     license_count = models.PositiveIntegerField(default=0)
 
@@ -168,6 +165,18 @@ class TallyBatch(models.Model):
 
     def __str__(self) -> str:
         return f"Tally {self.pk}: {self.event_count} events"
+
+
+class TallyCursor(models.Model):
+    """One row (pk 1): the highest usage event id already tallied. The tally
+    locks it for the whole of its transaction, so passes never overlap, and
+    moves it in the same transaction as the royalties it posts."""
+
+    tallied_through_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Tallied through event {self.tallied_through_id}"
 
 
 class LicenseUsageTotals(models.Model):

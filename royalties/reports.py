@@ -31,6 +31,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
 
 from licensing.models import License
+from royalties import watermark
 from royalties.models import (
     CapBreach,
     EntryLine,
@@ -241,7 +242,7 @@ def monthly_report(*, organization_id: int, period: date) -> MonthlyReport:
             units=Sum("quantity"),
             adjusted=Sum("quantity", filter=Q(adjusts__isnull=False)),
             amount=Sum("amount_minor"),
-            untallied=Count("id", filter=Q(tally_batch__isnull=True)),
+            untallied=Count("id", filter=watermark.untallied_q()),
         )
         .order_by()
     )
@@ -602,7 +603,7 @@ def license_usage_summary(*, license: License, period: date | None = None) -> Li
             events=Count("id"),
             units=Sum("quantity"),
             amount=Sum("amount_minor"),
-            untallied=Count("id", filter=Q(tally_batch__isnull=True)),
+            untallied=Count("id", filter=watermark.untallied_q()),
         )
         .order_by()
     }
@@ -724,4 +725,4 @@ def recent_tally_batches(limit: int = 10) -> list[TallyBatch]:
 
 
 def untallied_events_count() -> int:
-    return UsageEvent.objects.filter(tally_batch__isnull=True).count()
+    return UsageEvent.objects.filter(watermark.untallied_q()).count()

@@ -19,6 +19,7 @@ from django.db.models.functions import TruncMonth
 from accounts.models import PerformerProfile
 from licensing.models import License, LicenseItem
 from marketplace.models import Recording
+from royalties import watermark
 from royalties.models import (
     CapBreach,
     EntryLine,
@@ -406,7 +407,7 @@ def license_usage(performer: PerformerProfile) -> list[LicenseUsage]:
     # Only a count of what waits for the tally: the events' notes and model
     # names are the buyer's own business.
     waiting = dict(
-        UsageEvent.objects.filter(license_id__in=ids, tally_batch__isnull=True)
+        UsageEvent.objects.filter(watermark.untallied_q(), license_id__in=ids)
         .values("license_id")
         .annotate(n=Count("id"))
         .values_list("license_id", "n")

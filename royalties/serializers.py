@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from royalties import watermark
 from royalties.models import UsageEvent
 
 
@@ -60,4 +61,7 @@ class UsageEventSerializer(serializers.ModelSerializer):
         ]
 
     def get_tallied(self, obj) -> bool:
-        return obj.tally_batch_id is not None
+        # Annotated by the queryset (royalties.api); looked up otherwise.
+        if hasattr(obj, "is_tallied"):
+            return bool(obj.is_tallied)
+        return obj.pk <= watermark.tallied_through_id()

@@ -1,31 +1,38 @@
-"""The tally: turn untallied usage events into royalties, exactly once.
+"""The tally: turn new usage events into royalties, exactly once, without
+ever writing to the events.
 
-One pass (``tally_pass``) takes up to ``max_licenses`` licenses that have
-untallied events and locks their rows with SKIP LOCKED, so several workers
-tally different licenses at the same time and never the same one. In one
-transaction it then
+"Tallied" is a watermark on event ids (royalties.watermark): the singleton
+TallyCursor holds the highest id already counted. One pass (``tally_pass``)
+runs in one transaction:
 
-1. marks those licenses' untallied events with a new TallyBatch (an UPDATE
-   limited to events with no batch — each event is marked at most once);
-2. sums exactly the events it marked, per license and metric, in SQL;
-3. advances the license's running totals and computes, from the license's
+1. locks the cursor row with SKIP LOCKED (when another worker holds it, that
+   worker is tallying: this pass returns at once, having done nothing);
+2. finds the highest id below which no event can still appear (an advisory
+   lock waits out every inserting transaction in flight: see
+   royalties.watermark), capped at ``max_events`` ids past the cursor;
+3. sums the events in (cursor, upper] per license and metric, in SQL, in one
+   query over the primary key's range;
+4. advances each license's running totals and computes, from the license's
    frozen terms, the royalties owed so far, per metric:
      revenue share  = share_bps × max(0, cumulative revenue − threshold) // 10,000
      per-unit rate  = cumulative quantity × amount_minor // per
    and, per metric, the platform fee and the performers' parts of it
    (royalties.money's rounding rule, royalties.splits);
-4. posts the difference from what was already posted as one balanced entry:
-   debit buyer:<org>:receivable, credit each performer's pending balance and
-   platform:revenue.
+5. posts the difference from what was already posted as one balanced entry
+   per license: debit buyer:<org>:receivable, credit each performer's pending
+   balance and platform:revenue;
+6. records the TallyBatch with its id range and moves the cursor to upper.
 
 Because every figure is recomputed from cumulative totals, tallying events
 in any batches gives the same result as tallying them at once. A worker that
-dies mid-pass rolls its transaction back: its events stay untallied for the
-next pass.
+dies mid-pass rolls its transaction back: the cursor has not moved and the
+next pass counts the same range. Passes are serialized by the cursor row, so
+the cost of one follows the new events, never the events already tallied.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections import defaultdict
@@ -33,11 +40,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from licensing.models import License
-from royalties import ledger
+from royalties import ledger, watermark
 from royalties.ledger import Line
 from royalties.models import (
     CapBreach,
@@ -47,6 +55,7 @@ from royalties.models import (
     PerformerEarning,
     RoyaltyAccrual,
     TallyBatch,
+    TallyCursor,
     UsageEvent,
 )
 from royalties.money import TOTAL_BPS, percentage_of
@@ -75,120 +84,102 @@ def royalties_owed(terms: dict, quantities: dict[str, int], revenue_minor: int) 
     return {metric: amount for metric, amount in owed.items() if amount}
 
 
+# Ids per pass: enough that a pass's fixed cost (~40 ms: the cursor, the
+# watermark, one ledger entry per license, written in a constant number of
+# statements) stays small beside its events (~0.2 s a million, one read of
+# their rows), few enough that one transaction stays well under a second
+# and a command's progress bar moves on a big backlog.
+MAX_EVENTS_PER_PASS = 1_000_000
+
+
 @dataclass
 class PassResult:
     batch_id: int | None
     licenses: int
     events: int
+    advanced: bool = False  # the cursor moved (a range of only rolled-back ids counts none)
 
 
-def tally_pass(*, max_licenses: int = 200) -> PassResult:
-    """Tally one group of licenses. Returns how many events it counted (0
-    when nothing was left, or every license with new events is being
-    tallied by another worker right now)."""
+def tally_pass(*, max_events: int = MAX_EVENTS_PER_PASS) -> PassResult:
+    """Tally the events past the cursor, up to ``max_events`` ids. Returns
+    how many it counted (none when nothing new was committed, or another
+    worker is tallying right now)."""
     with transaction.atomic():
-        candidates = _licenses_with_untallied(max_licenses * 4)
-        if not candidates:
+        cursor = _lock_cursor()
+        if cursor is None:
             return PassResult(None, 0, 0)
-        locking = License.objects.filter(pk__in=candidates).order_by("pk")
-        if connection.features.has_select_for_update_skip_locked:
-            locking = locking.select_for_update(skip_locked=True, of=("self",))
-        licenses = {lic.pk: lic for lic in locking.select_related("organization")[:max_licenses]}
-        if not licenses:
+        start = cursor.tallied_through_id
+        upper = min(watermark.committed_high_water(), start + max_events)
+        if upper <= start:
             return PassResult(None, 0, 0)
-        batch = TallyBatch.objects.create(worker=f"{socket.gethostname()}")
-        per_license, marked = _mark_and_sum(batch, sorted(licenses))
-        totals = {
-            t.license_id: t for t in LicenseUsageTotals.objects.filter(license_id__in=per_license)
-        }
-        accounts = _Accounts()
-        for license_id, metrics in sorted(per_license.items()):
-            license = licenses[license_id]
-            _apply(
-                license,
-                metrics,
-                batch,
-                totals.get(license_id) or LicenseUsageTotals(license=license),
-                accounts,
+        per_license, counted = _sum_range(start, upper)
+        batch = None
+        if counted:
+            batch = TallyBatch.objects.create(
+                worker=socket.gethostname(),
+                from_id=start,
+                through_id=upper,
+                event_count=counted,
+                license_count=len(per_license),
             )
-        batch.event_count = marked
-        batch.license_count = len(per_license)
-        batch.save(update_fields=["event_count", "license_count"])
-    return PassResult(batch.pk, len(per_license), marked)
+            licenses = License.objects.select_related("organization").in_bulk(per_license)
+            totals = {
+                t.license_id: t
+                for t in LicenseUsageTotals.objects.filter(license_id__in=per_license)
+            }
+            accounts = _Accounts()
+            postings, advanced = [], []
+            for license_id, metrics in sorted(per_license.items()):
+                license = licenses[license_id]
+                row = totals.get(license_id) or LicenseUsageTotals(license=license)
+                posting = _apply(license, metrics, batch, row, accounts)
+                if posting is not None:
+                    postings.append(posting)
+                advanced.append(row)
+            _post(postings, batch)
+            _save_totals(advanced)
+            for row in advanced:
+                _check_caps(licenses[row.license_id], row.quantities, batch)
+        cursor.tallied_through_id = upper
+        cursor.save(update_fields=["tallied_through_id", "updated_at"])
+    return PassResult(batch.pk if batch else None, len(per_license), counted, advanced=True)
 
 
-# Licenses with untallied events, in id order, found by skipping through the
-# partial index of untallied events (usage_event_untallied) one license at a
-# time: the cost follows the number of such licenses, not the number of
-# events, tallied or not. The plain index scans this makes also mark the
-# index entries of row versions an earlier pass left dead, so later scans
-# skip them even before VACUUM has removed them.
-_PENDING_LICENSES_SQL = """
-WITH RECURSIVE pending(license_id) AS (
-    (SELECT license_id FROM royalties_usageevent
-     WHERE tally_batch_id IS NULL ORDER BY license_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT e.license_id FROM royalties_usageevent e
-            WHERE e.tally_batch_id IS NULL AND e.license_id > pending.license_id
-            ORDER BY e.license_id LIMIT 1)
-    FROM pending
-    WHERE pending.license_id IS NOT NULL
-)
-SELECT license_id FROM pending WHERE license_id IS NOT NULL LIMIT %s
-"""
-
-# Marks the licenses' untallied events with the batch and sums exactly the
-# rows it marked, in one statement: one pass over the new events.
-_MARK_AND_SUM_SQL = """
-WITH marked AS (
-    UPDATE royalties_usageevent SET tally_batch_id = %s
-    WHERE license_id = ANY(%s::bigint[]) AND tally_batch_id IS NULL
-    RETURNING license_id, metric, quantity, amount_minor
-)
-SELECT license_id, metric, sum(quantity), sum(amount_minor), count(*)
-FROM marked
-GROUP BY license_id, metric
-"""
+def _lock_cursor() -> TallyCursor | None:
+    """The cursor row, locked for this transaction; None when another worker
+    holds it. Creates the row if it is missing (a flushed test database)."""
+    for _ in range(2):
+        locking = TallyCursor.objects.filter(pk=watermark.CURSOR_PK)
+        if connection.features.has_select_for_update_skip_locked:
+            locking = locking.select_for_update(skip_locked=True)
+        cursor = locking.first()
+        if cursor is not None:
+            return cursor
+        if TallyCursor.objects.filter(pk=watermark.CURSOR_PK).exists():
+            return None  # locked: another worker is tallying
+        try:
+            with transaction.atomic():
+                TallyCursor.objects.create(pk=watermark.CURSOR_PK)
+        except IntegrityError:  # another worker created it first
+            return None
+    return None
 
 
-def _licenses_with_untallied(limit: int) -> list[int]:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_PENDING_LICENSES_SQL, [limit])
-            return [row[0] for row in cursor.fetchall()]
-    return list(  # the embedded SQLite database of `make run`
-        UsageEvent.objects.filter(tally_batch__isnull=True)
-        .order_by("license_id")
-        .values_list("license_id", flat=True)
-        .distinct()[:limit]
-    )
-
-
-def _mark_and_sum(
-    batch: TallyBatch, license_ids: list[int]
-) -> tuple[dict[int, dict[str, tuple[int, int]]], int]:
-    """Mark the untallied events of ``license_ids`` with ``batch``; return
-    their sums per license and metric, (quantity, amount), and their number."""
+def _sum_range(start: int, upper: int) -> tuple[dict[int, dict[str, tuple[int, int]]], int]:
+    """Sums of the events with start < id <= upper per license and metric,
+    (quantity, amount), and their number."""
     per_license: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
-    marked = 0
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_MARK_AND_SUM_SQL, [batch.pk, license_ids])
-            rows = cursor.fetchall()
-    else:
-        UsageEvent.objects.filter(license_id__in=license_ids, tally_batch__isnull=True).update(
-            tally_batch=batch
-        )
-        rows = (
-            UsageEvent.objects.filter(tally_batch=batch)
-            .values_list("license_id", "metric")
-            .annotate(Sum("quantity"), Sum("amount_minor"), Count("id"))
-            .order_by()
-        )
+    counted = 0
+    rows = (
+        UsageEvent.objects.filter(id__gt=start, id__lte=upper)
+        .values_list("license_id", "metric")
+        .annotate(Sum("quantity"), Sum("amount_minor"), Count("id"))
+        .order_by()
+    )
     for license_id, metric, quantity, amount, count in rows:
         per_license[license_id][metric] = (int(quantity or 0), int(amount or 0))
-        marked += count
-    return per_license, marked
+        counted += count
+    return per_license, counted
 
 
 class _Accounts:
@@ -238,13 +229,24 @@ def metric_split(owed_minor: int, terms: dict) -> dict:
     }
 
 
+@dataclass
+class _Posting:
+    """What one pass posts for one license."""
+
+    license: License
+    spec: ledger.EntrySpec
+    deltas: list  # (metric, owed, fee, {performer id: (gross, fee, net)})
+
+
 def _apply(
     license: License,
     metrics: dict[str, tuple[int, int]],
     batch: TallyBatch,
     totals: LicenseUsageTotals,
     accounts: _Accounts,
-) -> None:
+) -> _Posting | None:
+    """Advance ``totals`` (in memory) by the license's new events; return
+    the entry to post for the difference, if any."""
     quantities = dict(totals.quantities)
     for metric, (quantity, amount) in metrics.items():
         quantities[metric] = quantities.get(metric, 0) + quantity
@@ -267,49 +269,58 @@ def _apply(
                 performers[int(pid)] = (gross, gross - net, net)
         if new["owed"] != old["owed"] or new["fee"] != old["fee"] or performers:
             deltas.append((metric, new["owed"] - old["owed"], new["fee"] - old["fee"], performers))
+    totals.royalty_owed_minor = sum(split["owed"] for split in now.values())
+    totals.fee_minor = sum(split["fee"] for split in now.values())
+    totals.by_metric = now
+    if not deltas:
+        return None
 
-    if deltas:
-        currency = license.currency
-        net_by_performer: dict[int, int] = defaultdict(int)
-        for _, _, _, performers in deltas:
-            for pid, (_, _, net) in performers.items():
-                net_by_performer[pid] += net
-        pending = accounts.pending(
-            sorted(pid for pid, amount in net_by_performer.items() if amount), currency
-        )
-        lines = [
-            Line(accounts.receivable(license.organization, currency), sum(d[1] for d in deltas)),
-            Line(accounts.revenue(currency), -sum(d[2] for d in deltas)),
-        ]
-        lines += [
-            Line(pending[pid], -amount)
-            for pid, amount in sorted(net_by_performer.items())
-            if amount
-        ]
-        entry = ledger.post_entry(
-            kind=JournalEntry.Kind.ROYALTY_ACCRUAL,
-            idempotency_key=f"royalty:batch:{batch.pk}:license:{license.pk}",
-            lines=lines,
-            memo=f"Royalties on license {license.uid}",
-            source_type="tally_batch",
-            source_id=str(batch.pk),
-        )
-        RoyaltyAccrual.objects.bulk_create(
-            [
-                RoyaltyAccrual(
-                    license=license,
-                    tally_batch=batch,
-                    journal_entry=entry,
-                    metric=metric,
-                    amount_minor=owed,
-                    currency=currency,
+    currency = license.currency
+    net_by_performer: dict[int, int] = defaultdict(int)
+    for _, _, _, performers in deltas:
+        for pid, (_, _, net) in performers.items():
+            net_by_performer[pid] += net
+    pending = accounts.pending(
+        sorted(pid for pid, amount in net_by_performer.items() if amount), currency
+    )
+    lines = [
+        Line(accounts.receivable(license.organization, currency), sum(d[1] for d in deltas)),
+        Line(accounts.revenue(currency), -sum(d[2] for d in deltas)),
+    ]
+    lines += [
+        Line(pending[pid], -amount) for pid, amount in sorted(net_by_performer.items()) if amount
+    ]
+    spec = ledger.EntrySpec(
+        kind=JournalEntry.Kind.ROYALTY_ACCRUAL,
+        idempotency_key=f"royalty:batch:{batch.pk}:license:{license.pk}",
+        lines=lines,
+        memo=f"Royalties on license {license.uid}",
+        source_type="tally_batch",
+        source_id=str(batch.pk),
+    )
+    return _Posting(license, spec, deltas)
+
+
+def _post(postings: list[_Posting], batch: TallyBatch) -> None:
+    """One ledger entry per license, with its accruals and the performers'
+    earnings: a constant number of INSERTs for the whole pass."""
+    entries = ledger.post_entries([posting.spec for posting in postings])
+    accruals, earnings = [], []
+    for posting, entry in zip(postings, entries, strict=True):
+        license, currency = posting.license, posting.license.currency
+        for metric, owed, _, performers in posting.deltas:
+            if owed:
+                accruals.append(
+                    RoyaltyAccrual(
+                        license=license,
+                        tally_batch=batch,
+                        journal_entry=entry,
+                        metric=metric,
+                        amount_minor=owed,
+                        currency=currency,
+                    )
                 )
-                for metric, owed, _, _ in deltas
-                if owed
-            ]
-        )
-        PerformerEarning.objects.bulk_create(
-            [
+            earnings += [
                 PerformerEarning(
                     performer_id=pid,
                     journal_entry=entry,
@@ -321,15 +332,47 @@ def _apply(
                     net_minor=net,
                     currency=currency,
                 )
-                for metric, _, _, performers in deltas
                 for pid, (gross, fee, net) in sorted(performers.items())
             ]
-        )
-    totals.royalty_owed_minor = sum(split["owed"] for split in now.values())
-    totals.fee_minor = sum(split["fee"] for split in now.values())
-    totals.by_metric = now
-    totals.save()
-    _check_caps(license, quantities, batch)
+    RoyaltyAccrual.objects.bulk_create(accruals)
+    PerformerEarning.objects.bulk_create(earnings)
+
+
+# The running totals of a pass, written back in one statement (Django's
+# bulk_update builds a CASE per field and row: tens of ms for a few dozen).
+_SAVE_TOTALS_SQL = """
+UPDATE royalties_licenseusagetotals AS t
+SET quantities = u.quantities, revenue_minor = u.revenue_minor,
+    royalty_owed_minor = u.royalty_owed_minor, fee_minor = u.fee_minor,
+    by_metric = u.by_metric, updated_at = %s
+FROM jsonb_to_recordset(%s::jsonb) AS u(id bigint, quantities jsonb, revenue_minor bigint,
+                                        royalty_owed_minor bigint, fee_minor bigint,
+                                        by_metric jsonb)
+WHERE t.id = u.id
+"""
+
+
+def _save_totals(totals: list[LicenseUsageTotals]) -> None:
+    LicenseUsageTotals.objects.bulk_create([row for row in totals if row.pk is None])
+    existing = [row for row in totals if row.pk is not None]
+    if connection.vendor != "postgresql":  # the embedded SQLite database of `make run`
+        for row in existing:
+            row.save()
+        return
+    rows = [
+        {
+            "id": row.pk,
+            "quantities": row.quantities,
+            "revenue_minor": row.revenue_minor,
+            "royalty_owed_minor": row.royalty_owed_minor,
+            "fee_minor": row.fee_minor,
+            "by_metric": row.by_metric,
+        }
+        for row in existing
+    ]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(_SAVE_TOTALS_SQL, [timezone.now(), json.dumps(rows)])
 
 
 def _performers(ids: list[int]):
@@ -361,39 +404,23 @@ def _check_caps(license: License, quantities: dict[str, int], batch: TallyBatch)
 
 
 def tally_usage(
-    *, max_licenses: int = 200, progress: Callable[[PassResult], None] | None = None
+    *,
+    max_events: int = MAX_EVENTS_PER_PASS,
+    progress: Callable[[PassResult], None] | None = None,
 ) -> list[PassResult]:
-    """Tally until nothing untallied is left that this worker can lock."""
+    """Tally until nothing new is left (or another worker is tallying)."""
     results = []
     while True:
-        result = tally_pass(max_licenses=max_licenses)
-        if not result.events:
+        result = tally_pass(max_events=max_events)
+        if not result.advanced:
             break
-        results.append(result)
-        if progress:
-            progress(result)
-    _refresh_statistics(sum(r.events for r in results))
+        if result.events:
+            results.append(result)
+            if progress:
+                progress(result)
     return results
 
 
-def _refresh_statistics(marked: int) -> None:
-    """After marking a large part of the table, refresh the planner's idea
-    of how many events are untallied, as autovacuum would (it counts on 10%
-    of the rows changed) but without waiting for it. With the old figure —
-    nearly every event untallied — the next pass would plan its marking
-    UPDATE as a scan of the whole table instead of the partial index of
-    untallied events. SKIP_LOCKED: if another worker is analyzing, its
-    figures will do."""
-    if not marked or connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = 'royalties_usageevent'::regclass"
-        )
-        (rows,) = cursor.fetchone()
-        if marked >= max(10_000, 0.1 * rows):
-            cursor.execute("ANALYZE (SKIP_LOCKED) royalties_usageevent (tally_batch_id)")
-
-
 def untallied_count() -> int:
-    return UsageEvent.objects.filter(tally_batch__isnull=True).count()
+    """Events committed (and visible) past the watermark."""
+    return UsageEvent.objects.filter(watermark.untallied_q()).count()

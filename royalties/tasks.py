@@ -32,11 +32,12 @@ def order_receipt_send_task(order_id: int) -> str:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=30)
-def tally_usage_task(self, max_licenses: int = 200) -> dict:
-    """Beat runs this every few minutes; several may run at once."""
-    from royalties.tally import tally_usage
+def tally_usage_task(self, max_events: int | None = None) -> dict:
+    """Beat runs this every few minutes; several may run at once (one
+    tallies, the others find the cursor locked and return)."""
+    from royalties.tally import MAX_EVENTS_PER_PASS, tally_usage
 
-    results = tally_usage(max_licenses=max_licenses)
+    results = tally_usage(max_events=max_events or MAX_EVENTS_PER_PASS)
     return {"batches": len(results), "events": sum(r.events for r in results)}
 
 

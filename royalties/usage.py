@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from licensing.models import License
+from royalties import watermark
 from royalties.models import UsageEvent
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -469,6 +470,9 @@ def _insert(
             RETURNING event_id
         """
         with transaction.atomic(), connection.cursor() as cursor:
+            # Until this transaction ends, the tally's watermark waits for it:
+            # the ids it draws are never passed over (royalties.watermark).
+            watermark.ingest_lock_shared(cursor)
             cursor.execute(sql, [organization_id, api_key_prefix, now, rows])
             return {row[0] for row in cursor.fetchall()}
     inserted = set()

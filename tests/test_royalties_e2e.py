@@ -17,6 +17,7 @@ from royalties import ledger
 from royalties.invoicing import royalty_invoices_run
 from royalties.models import RoyaltyInvoice, UsageEvent
 from royalties.statements import performer_statement
+from royalties.tally import untallied_count
 from royalties.tasks import tally_usage_task
 from tests.celery_support import running_worker
 from tests.factories_licensing import bearer
@@ -77,7 +78,7 @@ def test_usage_to_royalties_to_invoice_to_available_balance(client, stripe_doubl
 
     with running_worker(tmp_path):
         assert tally_usage_task.delay().get(timeout=90)["events"] == 4
-    assert not UsageEvent.objects.filter(tally_batch__isnull=True).exists()
+    assert untallied_count() == 0
 
     # Owed: 2 runs × $100 + 20 % of ($15,000 − $10,000) = $200 + $1,000.
     owed = 2 * 10_000 + 2000 * (1_500_000 - 1_000_000) // 10_000

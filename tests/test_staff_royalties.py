@@ -122,6 +122,8 @@ def test_the_page_shows_overdue_invoices_breaches_and_the_tally(client, world):
     assert [i.pk for i in context["unpaid"]] == [invoice.pk] and context["unpaid"][0].overdue
     assert context["untallied"] == 2
     assert context["breaches"][0]["over_by"] == 1
+    batch = context["batches"][0]  # the range of event ids it counted
+    assert f"{batch.from_id + 1}–{batch.through_id}" in html
 
 
 def test_an_invoice_not_yet_due_is_not_overdue(client, world):

@@ -15,7 +15,7 @@ from royalties import ledger
 from royalties.models import CapBreach, LicenseUsageTotals, RoyaltyAccrual, UsageEvent
 from royalties.money import percentage_of
 from royalties.splits import performer_parts
-from royalties.tally import tally_pass, tally_usage
+from royalties.tally import tally_pass, tally_usage, untallied_count
 from royalties.usage import usage_events_ingest
 from tests.factories_royalties import licensed_world
 
@@ -63,7 +63,7 @@ def test_revenue_share_starts_above_the_threshold(stripe_double):
     assert after["revenue"] - before["revenue"] == -fee
     accrual = RoyaltyAccrual.objects.get()
     assert (accrual.metric, accrual.amount_minor) == ("downstream_revenue", owed)
-    assert UsageEvent.objects.filter(tally_batch__isnull=True).count() == 0
+    assert untallied_count() == 0
 
 
 def test_per_unit_rates_and_splits(stripe_double):
@@ -223,3 +223,76 @@ def test_any_batching_gives_the_same_royalties(rated_world, events, cuts):
         assert before["pending"] - got["pending"] == expected.get(world["performer"].pk, 0)
         assert co_before - co == expected.get(world["co_performer"].pk, 0)
         transaction.set_rollback(True)
+
+
+def _waiting_on_advisory_lock() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event = 'advisory'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_committed_after_a_later_one_is_never_passed_over(stripe_double):
+    """A report draws id N and commits late; another draws N + 1 and commits
+    at once. A tally that started in between must not move its watermark
+    past N + 1 before N commits: it waits for the open report, then counts
+    both, and a re-run counts nothing."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    world = licensed_world(stripe_double)
+    _report(world, [_revenue(world, "before", 100)])
+    tally_usage()
+
+    drawn, release, errors = threading.Event(), threading.Event(), []
+    results = {}
+
+    def slow_report():
+        try:
+            with transaction.atomic():
+                _report(world, [_revenue(world, "slow", 2_000_000)])
+                drawn.set()  # its id is drawn, its transaction still open
+                assert release.wait(30)
+        except Exception as exc:
+            errors.append(exc)
+            drawn.set()
+        finally:
+            connection.close()
+
+    def tally():
+        try:
+            results["tally"] = tally_usage()
+        finally:
+            connection.close()
+
+    reporter = threading.Thread(target=slow_report)
+    reporter.start()
+    assert drawn.wait(30) and not errors, errors
+    _report(world, [_revenue(world, "fast", 500_000)])  # committed, with a larger id
+    tallier = threading.Thread(target=tally)
+    tallier.start()
+    deadline = time.monotonic() + 30
+    while not _waiting_on_advisory_lock():  # the tally waits for the open report
+        assert time.monotonic() < deadline and tallier.is_alive()
+        time.sleep(0.05)
+    assert "tally" not in results
+    release.set()
+    reporter.join(30)
+    tallier.join(30)
+    assert not errors, errors
+    ids = dict(UsageEvent.objects.values_list("event_id", "id"))
+    assert ids["slow"] < ids["fast"]  # committed in the other order
+    assert sum(r.events for r in results["tally"]) == 2
+    assert untallied_count() == 0
+    assert tally_pass().events == 0
+    totals = LicenseUsageTotals.objects.get(license=world["license"])
+    assert totals.revenue_minor == 100 + 2_000_000 + 500_000
+    owed = 2000 * (2_500_100 - 1_000_000) // 10_000
+    assert _balances(world)["receivable"] == owed

@@ -1,8 +1,10 @@
 """Exactly once under concurrency and faults, with real worker processes on
-the Redis broker and PostgreSQL row locks."""
+the Redis broker and PostgreSQL locks (the tally cursor's row, the ingest
+advisory lock)."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import psycopg
@@ -12,8 +14,8 @@ from django.utils import timezone
 
 from licensing.models import License
 from royalties.checks import CHECKS
-from royalties.models import LicenseUsageTotals, UsageEvent
-from royalties.tally import tally_usage
+from royalties.models import LicenseUsageTotals, TallyBatch, UsageEvent
+from royalties.tally import tally_usage, untallied_count
 from royalties.tasks import tally_usage_task
 from royalties.usage import usage_events_ingest
 from tests.celery_support import _database_url, running_worker, running_workers
@@ -71,7 +73,16 @@ def _report(organization_id: int, licenses: list[License], prefix: str, per_lice
 
 
 def _assert_counted_exactly_once():
-    assert UsageEvent.objects.filter(tally_batch__isnull=True).count() == 0
+    assert untallied_count() == 0
+    # The batches' id ranges follow one another without overlap, and each
+    # counted exactly the events in its range.
+    batches = list(TallyBatch.objects.order_by("from_id"))
+    for earlier, later in itertools.pairwise(batches):
+        assert earlier.through_id <= later.from_id
+    for batch in batches:
+        in_range = UsageEvent.objects.filter(id__gt=batch.from_id, id__lte=batch.through_id)
+        assert in_range.count() == batch.event_count
+    assert sum(b.event_count for b in batches) == UsageEvent.objects.count()
     for name, check in CHECKS:
         assert check() == [], name
     for totals in LicenseUsageTotals.objects.all():
@@ -86,14 +97,23 @@ def test_several_workers_tally_at_once(tmp_path, stripe_double):
     organization_id, licenses = _licenses(stripe_double, 6)
     _report(organization_id, licenses, "wave1", 400)
     with running_workers(tmp_path, 2, concurrency=2) as workers:
-        results = [tally_usage_task.delay(1) for _ in range(8)]
+        # Small passes (97 and 250 ids), so the workers contend for the cursor.
+        results = [tally_usage_task.delay(97) for _ in range(8)]
         _report(organization_id, licenses, "wave2", 200)  # more events arrive meanwhile
-        results += [tally_usage_task.delay(2) for _ in range(4)]
+        results += [tally_usage_task.delay(250) for _ in range(4)]
         counted = sum(r.get(timeout=120)["events"] for r in results)
         assert all(w.process.poll() is None for w in workers)
     counted += sum(r.events for r in tally_usage())
     assert counted == UsageEvent.objects.count() == 6 * 600
     _assert_counted_exactly_once()
+
+
+def _cursor_free() -> bool:
+    """Whether no transaction holds the tally cursor's row (a killed worker's
+    server process goes on until it notices its client is gone)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM royalties_tallycursor FOR UPDATE SKIP LOCKED")
+        return cursor.fetchone() is not None
 
 
 def _waiting_on_lock(database: str) -> bool:
@@ -116,13 +136,14 @@ def test_a_worker_killed_mid_tally_loses_and_doubles_nothing(tmp_path, stripe_do
         _database_url().replace("postgres://", "postgresql://"), autocommit=False
     )
     try:
-        # Hold the totals row: the worker's tally will mark the events, then wait here.
+        # Hold the totals row: the worker's tally will sum the events and post
+        # the royalties, then wait here, its cursor row locked and not yet moved.
         blocker.execute(
             "SELECT 1 FROM royalties_licenseusagetotals WHERE license_id = %s FOR UPDATE",
             [license.pk],
         )
         with running_worker(tmp_path, pool="solo") as worker:
-            tally_usage_task.delay(10)
+            tally_usage_task.delay()
             deadline = time.monotonic() + 60
             while not _waiting_on_lock(connection.settings_dict["NAME"]):
                 assert time.monotonic() < deadline, worker.output()
@@ -134,10 +155,11 @@ def test_a_worker_killed_mid_tally_loses_and_doubles_nothing(tmp_path, stripe_do
 
     # The killed worker's transaction never committed: nothing half-counted.
     deadline = time.monotonic() + 30
-    while _waiting_on_lock(connection.settings_dict["NAME"]) and time.monotonic() < deadline:
+    while not _cursor_free():
+        assert time.monotonic() < deadline
         time.sleep(0.1)
-    time.sleep(0.5)
-    assert UsageEvent.objects.filter(tally_batch__isnull=True).count() == 50
+    assert untallied_count() == 50
+    assert TallyBatch.objects.count() == 1  # the first tally's only
     # Re-run: every event counted exactly once.
     tally_usage()
     tally_usage()

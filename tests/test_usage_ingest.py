@@ -7,10 +7,12 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.services import api_key_create
 from royalties.models import UsageEvent
+from royalties.tally import tally_usage
 from tests.factories_royalties import licensed_world
 
 pytestmark = pytest.mark.django_db
@@ -166,6 +168,9 @@ def test_stored_events_cannot_be_edited_or_deleted(client, world):
         UsageEvent.objects.update(quantity=99)
     with pytest.raises(DatabaseError), transaction.atomic():
         UsageEvent.objects.all().delete()
+    # Not even an UPDATE that changes nothing: the tally never writes events.
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageEvent.objects.update(note=F("note"))
 
 
 def test_request_limits_and_shape(client, world):
@@ -215,3 +220,24 @@ def test_listing_events_with_filters(client, world):
     )
     assert [e["event_id"] for e in response.json()["results"]] == ["b"]
     assert client.get("/api/v1/usage-events/").status_code == 401
+
+
+def test_listing_says_which_events_are_tallied(client, world, django_assert_max_num_queries):
+    _post(client, world, [_event(world, "a"), _event(world, "b")])
+    tally_usage()
+    _post(client, world, [_event(world, "c")])
+
+    def listed(query=""):
+        response = client.get(
+            f"/api/v1/usage-events/{query}", HTTP_AUTHORIZATION=f"Bearer {world['key']}"
+        )
+        return {e["event_id"]: e["tallied"] for e in response.json()["results"]}
+
+    with django_assert_max_num_queries(8):
+        assert listed() == {"a": True, "b": True, "c": False}
+    assert listed("?tallied=true") == {"a": True, "b": True}
+    assert listed("?tallied=false") == {"c": False}
+    detail = client.get("/api/v1/usage-events/c/", HTTP_AUTHORIZATION=f"Bearer {world['key']}")
+    assert detail.json()["tallied"] is False
+    tally_usage()
+    assert listed("?tallied=false") == {}

@@ -1,23 +1,24 @@
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from royalties.tally import tally_usage, untallied_count
+from royalties.tally import MAX_EVENTS_PER_PASS, tally_usage, untallied_count
 
 
 class Command(BaseCommand):
-    help = "Tally untallied usage events into royalties (safe to run while workers tally too)."
+    help = "Tally new usage events into royalties (safe to run while workers tally too)."
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--max-licenses", type=int, default=200, help="licenses per transaction"
+            "--max-events",
+            type=int,
+            default=MAX_EVENTS_PER_PASS,
+            help="event ids per transaction",
         )
 
-    def handle(self, *args, max_licenses, **options):
+    def handle(self, *args, max_events, **options):
         total = untallied_count()
         with tqdm(total=total, unit="event", desc="Tallying", file=self.stderr) as bar:
-            results = tally_usage(
-                max_licenses=max_licenses, progress=lambda r: bar.update(r.events)
-            )
+            results = tally_usage(max_events=max_events, progress=lambda r: bar.update(r.events))
         events = sum(r.events for r in results)
         self.stdout.write(
             self.style.SUCCESS(
