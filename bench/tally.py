@@ -132,9 +132,12 @@ class Loader:
     def load(self, count: int, progress=None) -> None:
         from django.db import connection, transaction
 
+        from royalties import watermark
+
         while count:
             size = min(count, LOAD_CHUNK)
             with transaction.atomic(), connection.cursor() as cursor:
+                watermark.ingest_lock_shared(cursor)  # as every insert of usage events does
                 cursor.execute(
                     GENERATE_SQL,
                     {

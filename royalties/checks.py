@@ -87,6 +87,35 @@ def usage_totals_match_events() -> list[str]:
     return problems
 
 
+def tally_batches_cover_the_watermark() -> list[str]:
+    """The tally's batches count disjoint id ranges, none past the
+    watermark, and together exactly the events at or below it."""
+    from royalties.models import TallyBatch
+
+    problems = []
+    through = watermark.tallied_through_id()
+    previous = None
+    for batch in TallyBatch.objects.filter(through_id__gt=0).order_by("from_id", "id"):
+        if batch.through_id <= batch.from_id:
+            problems.append(f"tally batch {batch.pk} has an empty range")
+        if previous is not None and batch.from_id < previous.through_id:
+            problems.append(f"tally batches {previous.pk} and {batch.pk} count overlapping ids")
+        if batch.through_id > through:
+            problems.append(
+                f"tally batch {batch.pk} counted ids through {batch.through_id}, past the "
+                f"watermark {through}"
+            )
+        previous = batch
+    counted = TallyBatch.objects.aggregate(n=Sum("event_count"))["n"] or 0
+    below = UsageEvent.objects.filter(id__lte=through).count()
+    if counted != below:
+        problems.append(
+            f"tally batches counted {counted} events, but {below} lie at or below the "
+            f"watermark {through}"
+        )
+    return problems + watermark.sequence_problems()
+
+
 def accruals_match_totals() -> list[str]:
     problems = []
     accrued = dict(
@@ -198,6 +227,7 @@ CHECKS = [
     ("every line is in its account's currency", lines_in_account_currency),
     ("every reversal mirrors its entry", reversals_mirror),
     ("usage totals equal the tallied events", usage_totals_match_events),
+    ("tally batches count every event below the watermark once", tally_batches_cover_the_watermark),
     ("royalty accruals equal the usage totals", accruals_match_totals),
     ("receivables equal accruals minus paid invoices", receivables_match_invoices),
     ("no performer balance is overdrawn", performer_balances_not_overdrawn),

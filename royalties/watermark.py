@@ -28,7 +28,7 @@ visible id is already safe.
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
@@ -46,19 +46,65 @@ def ingest_lock_shared(cursor) -> None:
 
 
 def committed_high_water() -> int:
-    """The highest usage event id below which no event can still appear."""
+    """The highest usage event id below which no event can still appear.
+
+    Call inside the tally's transaction. The exclusive lock is a session
+    lock (released at once, not at commit), so it must be released whatever
+    happens: the read runs in a savepoint, which leaves the transaction
+    usable for the unlock even when the read fails or is cancelled; if the
+    unlock itself fails, the connection is closed, and closing a session
+    releases its locks."""
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
             cursor.execute("SELECT coalesce(max(id), 0) FROM royalties_usageevent")
             return int(cursor.fetchone()[0])
         cursor.execute("SELECT pg_advisory_lock(%s)", [INGEST_LOCK_KEY])
         try:
-            # A statement of its own, after the lock: its snapshot sees every
-            # insert that the lock waited for.
-            cursor.execute("SELECT coalesce(max(id), 0) FROM royalties_usageevent")
-            return int(cursor.fetchone()[0])
+            with transaction.atomic():
+                # A statement of its own, after the lock: its snapshot sees
+                # every insert that the lock waited for (READ COMMITTED only).
+                cursor.execute(
+                    "SELECT coalesce(max(id), 0), current_setting('transaction_isolation') "
+                    "FROM royalties_usageevent"
+                )
+                high, isolation = cursor.fetchone()
         finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [INGEST_LOCK_KEY])
+            try:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [INGEST_LOCK_KEY])
+            except Exception:
+                connection.close()
+                raise
+    if isolation != "read committed":
+        raise RuntimeError(
+            f"The tally needs READ COMMITTED transactions, not {isolation}: a snapshot taken "
+            "before the ingest lock would miss events committed while it waited."
+        )
+    return int(high)
+
+
+def sequence_problems() -> list[str]:
+    """The watermark's assumptions about the id sequence, checked from the
+    database (``ledger_check``): ids are drawn one at a time in order."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT cache_size, increment_by FROM pg_sequences "
+            "WHERE sequencename = 'royalties_usageevent_id_seq'"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return ["the usage event id sequence royalties_usageevent_id_seq is missing"]
+    cache_size, increment = row
+    problems = []
+    if cache_size != 1:
+        problems.append(
+            f"royalties_usageevent_id_seq caches {cache_size} values: sessions would draw ids "
+            "out of order and the tally could pass an event over (set CACHE 1)"
+        )
+    if increment <= 0:
+        problems.append("royalties_usageevent_id_seq does not increase")
+    return problems
 
 
 def tallied_through():

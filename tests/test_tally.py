@@ -296,3 +296,75 @@ def test_an_event_committed_after_a_later_one_is_never_passed_over(stripe_double
     assert totals.revenue_minor == 100 + 2_000_000 + 500_000
     owed = 2000 * (2_500_100 - 1_000_000) // 10_000
     assert _balances(world)["receivable"] == owed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_watermark_read_releases_the_ingest_lock(stripe_double):
+    """The tally's exclusive lock is a session lock: a read that fails while
+    holding it (here, a lock timeout) must still release it, or every later
+    report would wait on that connection for ever."""
+    import psycopg
+    from django.db import connection
+
+    from royalties import watermark
+
+    world = licensed_world(stripe_double)
+    _report(world, [_revenue(world, "r1", 100)])
+    settings_dict = connection.settings_dict
+    dsn = {
+        "host": settings_dict["HOST"] or "127.0.0.1",
+        "port": settings_dict["PORT"] or 5432,
+        "user": settings_dict["USER"],
+        "dbname": settings_dict["NAME"],
+    }
+    with psycopg.connect(**dsn) as blocker, psycopg.connect(**dsn, autocommit=True) as probe:
+        blocker.execute("LOCK TABLE royalties_usageevent IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(Exception, match="lock timeout"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '200ms'")
+            watermark.committed_high_water()
+        blocker.rollback()
+        taken = probe.execute(
+            "SELECT pg_try_advisory_lock(%s)", [watermark.INGEST_LOCK_KEY]
+        ).fetchone()[0]
+        assert taken, "the tally's connection still holds the ingest lock"
+        probe.execute("SELECT pg_advisory_unlock(%s)", [watermark.INGEST_LOCK_KEY])
+    # The connection is usable and a tally then counts the event once.
+    assert sum(r.events for r in tally_usage()) == 1
+
+
+def test_the_watermark_refuses_snapshots_older_than_the_lock(stripe_double):
+    from django.db import connection
+
+    from royalties import watermark
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    with pytest.raises(RuntimeError, match="READ COMMITTED"):
+        watermark.committed_high_water()
+
+
+def test_ledger_check_sees_batches_that_miscount_the_watermark(stripe_double):
+    from royalties.checks import tally_batches_cover_the_watermark
+    from royalties.models import TallyBatch
+
+    world = licensed_world(stripe_double)
+    _report(world, [_revenue(world, "r1", 100), _revenue(world, "r2", 100)])
+    tally_usage()
+    assert tally_batches_cover_the_watermark() == []
+    batch = TallyBatch.objects.get()
+    TallyBatch.objects.create(from_id=batch.from_id, through_id=batch.through_id, event_count=1)
+    problems = tally_batches_cover_the_watermark()
+    assert any("overlapping" in p for p in problems), problems
+    assert any("counted 3 events, but 2" in p for p in problems), problems
+
+
+def test_ledger_check_sees_an_id_sequence_that_caches(stripe_double):
+    from django.db import connection
+
+    from royalties import watermark
+
+    assert watermark.sequence_problems() == []
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER SEQUENCE royalties_usageevent_id_seq CACHE 20")
+    assert "caches 20 values" in " ".join(watermark.sequence_problems())

@@ -2,7 +2,8 @@
 
 "Tallied" becomes an id watermark (TallyCursor, royalties/watermark.py) and
 each TallyBatch records the id range it counted, so UsageEvent.tally_batch
-and the partial index of untallied events go, and PostgreSQL now refuses
+and the partial index of untallied events go (an index on (license, id)
+finds a license's events past the watermark), and PostgreSQL now refuses
 every UPDATE and DELETE of a usage event.
 
 Existing data: the watermark starts at the highest tallied event, and each
@@ -58,31 +59,50 @@ def watermark_from_marks(apps, schema_editor):
     UsageEvent = apps.get_model("royalties", "UsageEvent")
     TallyBatch = apps.get_model("royalties", "TallyBatch")
     TallyCursor = apps.get_model("royalties", "TallyCursor")
+    if schema_editor.connection.vendor == "postgresql":
+        # No event may arrive, and no old tally mark it, while the watermark
+        # is taken from the marks. (Stop the previous release's web and
+        # worker processes before migrating: they insert without the ingest
+        # lock this release relies on.)
+        schema_editor.execute("LOCK TABLE royalties_usageevent IN EXCLUSIVE MODE", params=None)
     through = UsageEvent.objects.filter(tally_batch__isnull=False).aggregate(m=Max("id"))["m"] or 0
     if UsageEvent.objects.filter(tally_batch__isnull=True, id__lt=through).exists():
         raise RuntimeError(
             "Some untallied usage events lie below tallied ones: run `manage.py tally_usage` "
             "to completion with the previous release, then migrate again."
         )
-    for row in (
-        UsageEvent.objects.filter(tally_batch__isnull=False)
+    spans = sorted(
+        (row["low"] - 1, row["high"], row["tally_batch_id"])
+        for row in UsageEvent.objects.filter(tally_batch__isnull=False)
         .values("tally_batch_id")
         .annotate(low=Min("id"), high=Max("id"))
         .order_by()
-    ):
-        TallyBatch.objects.filter(pk=row["tally_batch_id"]).update(
-            from_id=row["low"] - 1, through_id=row["high"]
-        )
+    )
+    # The old tally marked licenses, not id ranges, so two batches' events
+    # may interleave. Ranges are recorded only where they are disjoint (a
+    # batch left at 0..0 counted events before ranges existed).
+    disjoint = all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    if disjoint:
+        for from_id, through_id, batch_id in spans:
+            TallyBatch.objects.filter(pk=batch_id).update(from_id=from_id, through_id=through_id)
     TallyCursor.objects.create(pk=1, tallied_through_id=through)
 
 
 def marks_from_watermark(apps, schema_editor):
     UsageEvent = apps.get_model("royalties", "UsageEvent")
     TallyBatch = apps.get_model("royalties", "TallyBatch")
+    TallyCursor = apps.get_model("royalties", "TallyCursor")
     for batch in TallyBatch.objects.filter(through_id__gt=0).order_by("id"):
         UsageEvent.objects.filter(
             id__gt=batch.from_id, id__lte=batch.through_id, tally_batch__isnull=True
         ).update(tally_batch=batch)
+    # Events below the watermark counted by a batch without a range.
+    through = TallyCursor.objects.filter(pk=1).values_list("tallied_through_id", flat=True).first()
+    unranged = TallyBatch.objects.filter(through_id=0).order_by("-id").first()
+    if through and unranged:
+        UsageEvent.objects.filter(id__lte=through, tally_batch__isnull=True).update(
+            tally_batch=unranged
+        )
 
 
 def strict_guard(apps, schema_editor):
@@ -126,4 +146,8 @@ class Migration(migrations.Migration):
         migrations.RunPython(strict_guard, old_guard),
         migrations.RemoveIndex(model_name="usageevent", name="usage_event_untallied"),
         migrations.RemoveField(model_name="usageevent", name="tally_batch"),
+        migrations.AddIndex(
+            model_name="usageevent",
+            index=models.Index(fields=["license", "id"], name="usage_event_license_id"),
+        ),
     ]
