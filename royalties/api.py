@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 from django.db.models import BooleanField, ExpressionWrapper
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ParseError
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -74,9 +76,31 @@ def _organization_id(request) -> int:
     return ids[0]
 
 
+class UsageEventsPagination(CursorPagination):
+    """An append-only log: pages follow a cursor, so a page costs the same
+    at the millionth event as at the first (no count of the whole history)."""
+
+    ordering = ("-received_at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def _time_filter(params, name: str):
+    value = parse_datetime(params[name]) if params.get(name) else None
+    if params.get(name) and (value is None or value.tzinfo is None):
+        raise ValidationError(
+            f"{name} must be an ISO 8601 time with a time zone.",
+            code="invalid_filter",
+            details={"field": name},
+        )
+    return value
+
+
 class UsageEventsApi(generics.ListAPIView):
     parser_classes = [RawJSONParser]
     serializer_class = UsageEventSerializer
+    pagination_class = UsageEventsPagination
 
     @extend_schema(
         summary="Report usage",
@@ -86,7 +110,8 @@ class UsageEventsApi(generics.ListAPIView):
             "`rejected` with a stable code: invalid_event, license_not_found, "
             "license_not_active_at_time, reporting_window_closed, metric_not_permitted, "
             "currency_mismatch, amount_required, amount_not_allowed, occurred_in_future, "
-            "adjustment_target_not_found, adjustment_mismatch, conflicting_duplicate. Accepted "
+            "adjustment_target_not_found, adjustment_mismatch, adjustment_exceeds_original, "
+            "conflicting_duplicate. Accepted "
             "events are stored before the answer is sent."
         ),
         request=UsageEventInSerializer(many=True),
@@ -125,10 +150,14 @@ class UsageEventsApi(generics.ListAPIView):
     @extend_schema(
         summary="List reported usage",
         parameters=[
-            OpenApiParameter("license", str),
+            OpenApiParameter("license", str, description="license id (LIC-…) or number"),
             OpenApiParameter("metric", str),
             OpenApiParameter("since", str, description="received at or after (ISO 8601)"),
+            OpenApiParameter("occurred_after", str, description="occurred at or after (ISO 8601)"),
+            OpenApiParameter("occurred_before", str, description="occurred before (ISO 8601)"),
+            OpenApiParameter("adjustments", bool, description="only corrections, or none"),
             OpenApiParameter("tallied", bool),
+            OpenApiParameter("page_size", int, description="1 to 1,000 (default 100)"),
         ],
     )
     def get(self, request, *args, **kwargs):
@@ -140,17 +169,41 @@ class UsageEventsApi(generics.ListAPIView):
             "license", "adjusts"
         )
         params = self.request.query_params
-        if params.get("license"):
-            events = events.filter(license__uid=params["license"])
-        if params.get("metric"):
-            events = events.filter(metric=params["metric"])
-        if params.get("since"):
-            from django.utils.dateparse import parse_datetime
-
-            since = parse_datetime(params["since"])
-            if since is None:
-                raise ValidationError("since must be an ISO 8601 time.", code="invalid_filter")
+        reference = params.get("license")
+        if reference:  # as in reports: the license's id, or its number
+            if reference.isdigit():
+                events = events.filter(license_id=int(reference))
+            else:
+                events = events.filter(license__uid=reference)
+        metric = params.get("metric")
+        if metric:
+            if metric not in UsageEvent.Metric.values:
+                raise ValidationError(
+                    f"metric must be one of {', '.join(UsageEvent.Metric.values)}.",
+                    code="invalid_filter",
+                    details={"field": "metric"},
+                )
+            events = events.filter(metric=metric)
+        since = _time_filter(params, "since")
+        if since is not None:
             events = events.filter(received_at__gte=since)
+        after, before = (
+            _time_filter(params, "occurred_after"),
+            _time_filter(params, "occurred_before"),
+        )
+        if after is not None:
+            events = events.filter(occurred_at__gte=after)
+        if before is not None:
+            events = events.filter(occurred_at__lt=before)
+        for name in ("tallied", "adjustments"):
+            if params.get(name) not in {None, "", "true", "false"}:
+                raise ValidationError(
+                    f"{name} must be true or false.",
+                    code="invalid_filter",
+                    details={"field": name},
+                )
+        if params.get("adjustments") in {"true", "false"}:
+            events = events.filter(adjusts__isnull=params["adjustments"] == "false")
         if params.get("tallied") in {"true", "false"}:
             tallied = params["tallied"] == "true"
             events = events.filter(watermark.tallied_q() if tallied else watermark.untallied_q())

@@ -10,7 +10,8 @@ correction is a new event whose ``adjusts`` names the original.
 Stable rejection codes: invalid_event, license_not_found,
 license_not_active_at_time, reporting_window_closed, metric_not_permitted,
 currency_mismatch, amount_required, amount_not_allowed, occurred_in_future,
-adjustment_target_not_found, adjustment_mismatch, conflicting_duplicate.
+adjustment_target_not_found, adjustment_mismatch, adjustment_exceeds_original,
+conflicting_duplicate.
 """
 
 from __future__ import annotations
@@ -362,7 +363,23 @@ def usage_events_ingest(
             continue
         to_insert.append(candidate)
 
-    inserted = _insert(organization_id, to_insert, api_key_prefix, now)
+    plain = [c for c in to_insert if c.adjusts_pk is None]
+    corrections = [c for c in to_insert if c.adjusts_pk is not None]
+    inserted = _insert(organization_id, plain, api_key_prefix, now)
+    if corrections:
+        corrected, refused = _insert_adjustments(organization_id, corrections, api_key_prefix, now)
+        inserted |= corrected
+        for candidate, reject in refused:
+            results[candidate.index] = EventResult(
+                candidate.index,
+                candidate.event_id,
+                "rejected",
+                reject.code,
+                reject.message,
+                reject.field,
+            )
+        refused_ids = {id(candidate) for candidate, _ in refused}
+        to_insert = [c for c in to_insert if id(c) not in refused_ids]
     lost = [c for c in to_insert if c.event_id not in inserted]
     if lost:  # another request stored the same ids between our read and our insert
         stored = {
@@ -427,6 +444,69 @@ def _duplicate_result(candidate: _Candidate, same: bool) -> EventResult:
         "send a new event that adjusts it instead.",
         "event_id",
     )
+
+
+def _insert_adjustments(
+    organization_id: int, candidates: list[_Candidate], api_key_prefix: str, now: datetime
+) -> tuple[set[str], list[tuple[_Candidate, _Reject]]]:
+    """Store corrections, each only if it leaves the event it corrects at
+    zero or more: the original's quantity (and amount) plus every correction
+    of it, in the order received, never goes below zero, so a correction
+    cannot cancel more than was reported, nor silently absorb later usage.
+    The originals are locked for the transaction, so two requests
+    correcting the same event at once are judged one after the other.
+    Returns the event ids inserted and the corrections refused."""
+    targets = sorted({c.adjusts_pk for c in candidates})
+    refused: list[tuple[_Candidate, _Reject]] = []
+    with transaction.atomic():
+        reported = {
+            pk: [quantity, amount or 0, adjusts_id]
+            for pk, quantity, amount, adjusts_id in UsageEvent.objects.select_for_update()
+            .filter(pk__in=targets)
+            .order_by("pk")
+            .values_list("pk", "quantity", "amount_minor", "adjusts_id")
+        }
+        for target, quantity, amount in UsageEvent.objects.filter(
+            adjusts_id__in=targets
+        ).values_list("adjusts_id", "quantity", "amount_minor"):
+            reported[target][0] += quantity
+            reported[target][1] += amount or 0
+        accepted = []
+        for candidate in candidates:
+            left = reported[candidate.adjusts_pk]
+            if left[2] is not None:
+                refused.append(
+                    (
+                        candidate,
+                        _Reject(
+                            "adjustment_mismatch",
+                            "An adjustment corrects an original report, not another adjustment: "
+                            "name the original event in adjusts.",
+                            "adjusts",
+                        ),
+                    )
+                )
+                continue
+            quantity = left[0] + candidate.quantity
+            amount = left[1] + (candidate.amount_minor or 0)
+            if quantity < 0 or amount < 0:
+                refused.append(
+                    (
+                        candidate,
+                        _Reject(
+                            "adjustment_exceeds_original",
+                            f"This correction would leave event {candidate.adjusts_ref} below "
+                            f"zero (quantity {quantity}, amount_minor {amount} after every "
+                            "correction of it).",
+                            "amount_minor" if amount < 0 else "quantity",
+                        ),
+                    )
+                )
+                continue
+            left[0], left[1] = quantity, amount
+            accepted.append(candidate)
+        inserted = _insert(organization_id, accepted, api_key_prefix, now)
+    return inserted, refused
 
 
 def _insert(

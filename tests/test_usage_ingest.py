@@ -241,3 +241,118 @@ def test_listing_says_which_events_are_tallied(client, world, django_assert_max_
     assert detail.json()["tallied"] is False
     tally_usage()
     assert listed("?tallied=false") == {}
+
+
+def test_a_correction_cannot_take_an_event_below_zero(client, world):
+    _post(
+        client,
+        world,
+        [
+            _event(world, "run-1", quantity=3),
+            _event(world, "rev-1", metric="downstream_revenue", amount_minor=500, currency="USD"),
+        ],
+    )
+    # Two corrections in one request are judged in order: -2 fits, a further -2 does not.
+    response = _post(
+        client,
+        world,
+        [
+            _event(world, "fix-1", quantity=-2, adjusts="run-1"),
+            _event(world, "fix-2", quantity=-2, adjusts="run-1"),
+            _event(
+                world,
+                "fix-3",
+                metric="downstream_revenue",
+                amount_minor=-501,
+                currency="USD",
+                adjusts="rev-1",
+            ),
+        ],
+    )
+    results = response.json()["results"]
+    assert response.status_code == 207
+    assert results[0]["status"] == "accepted"
+    assert [r["error"]["code"] for r in results[1:]] == ["adjustment_exceeds_original"] * 2
+    assert results[2]["error"]["field"] == "amount_minor"
+    # Later requests see the corrections already stored: one unit is left.
+    assert (
+        _post(client, world, _event(world, "fix-4", quantity=-2, adjusts="run-1")).json()[
+            "results"
+        ][0]["error"]["code"]
+        == "adjustment_exceeds_original"
+    )
+    assert (
+        _post(client, world, _event(world, "fix-5", quantity=-1, adjusts="run-1")).json()[
+            "results"
+        ][0]["status"]
+        == "accepted"
+    )
+    # A correction names an original report, not another correction.
+    chained = _post(client, world, _event(world, "fix-6", quantity=1, adjusts="fix-1"))
+    assert chained.json()["results"][0]["error"]["code"] == "adjustment_mismatch"
+    stored = set(UsageEvent.objects.values_list("event_id", flat=True))
+    assert stored == {"run-1", "rev-1", "fix-1", "fix-5"}
+
+
+def test_the_edges_of_a_request(client, world):
+    """Exactly 1,000 events are taken; 4 min 59 s ahead is not the future; the
+    same event twice in one request is stored once."""
+    batch = [_event(world, f"e{i}") for i in range(1000)]
+    response = _post(client, world, batch)
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1000
+    soon = (timezone.now() + timedelta(minutes=4, seconds=59)).isoformat()
+    twice = _event(world, "soon", occurred_at=soon)
+    response = _post(client, world, [twice, twice])
+    assert [r["status"] for r in response.json()["results"]] == ["accepted", "duplicate"]
+    assert UsageEvent.objects.count() == 1001
+
+
+def test_listing_filters_by_license_time_and_kind(client, world):
+    license = world["license"]
+    start = timezone.now()
+    _post(client, world, _event(world, "old", quantity=2))
+    with time_machine.travel(start + timedelta(hours=2)):
+        _post(client, world, _event(world, "new"))
+        _post(
+            client,
+            world,
+            _event(world, "fix", quantity=-1, adjusts="old", occurred_at=start.isoformat()),
+        )
+
+    def listed(query):
+        response = client.get(
+            f"/api/v1/usage-events/?{query}", HTTP_AUTHORIZATION=f"Bearer {world['key']}"
+        )
+        assert response.status_code == 200, response.json()
+        return sorted(e["event_id"] for e in response.json()["results"])
+
+    assert listed(f"license={license.uid}") == ["fix", "new", "old"]
+    assert listed(f"license={license.pk}") == ["fix", "new", "old"]
+    assert listed("license=LIC-NOPE") == []
+    hour_ago = (start + timedelta(hours=1)).isoformat().replace("+", "%2B")
+    assert listed(f"occurred_before={hour_ago}") == ["fix", "old"]
+    assert listed(f"occurred_after={hour_ago}") == ["new"]
+    assert listed("adjustments=true") == ["fix"]
+    assert listed("adjustments=false") == ["new", "old"]
+    future = (start + timedelta(hours=3)).isoformat().replace("+", "%2B")
+    assert listed(f"since={future}") == []
+    for bad in ("metric=coffee", "since=yesterday", "occurred_after=2026-01-01T00:00", "tallied=1"):
+        response = client.get(
+            f"/api/v1/usage-events/?{bad}", HTTP_AUTHORIZATION=f"Bearer {world['key']}"
+        )
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid_filter"
+
+
+def test_listing_pages_follow_a_cursor(client, world, django_assert_max_num_queries):
+    _post(client, world, [_event(world, f"e{i:02d}") for i in range(25)])
+    seen, url = [], "/api/v1/usage-events/?page_size=10"
+    while url:
+        with django_assert_max_num_queries(8):
+            page = client.get(url, HTTP_AUTHORIZATION=f"Bearer {world['key']}").json()
+        assert "count" not in page
+        seen += [e["event_id"] for e in page["results"]]
+        url = page["next"]
+    assert sorted(seen) == [f"e{i:02d}" for i in range(25)]
+    assert len(seen) == len(set(seen))
