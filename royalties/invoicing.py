@@ -9,9 +9,10 @@ month and currency; provider calls carry idempotency keys).
 
 When the provider reports the invoice paid (``invoice.paid``), the cash is
 recorded and the performers' share of those royalties moves from pending to
-available. ``invoice.payment_failed`` and overdue invoices are shown to
-staff, and suspend the organization's licenses when
-ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT is on.
+available. ``invoice.payment_failed`` and overdue invoices (found daily by
+``royalty_invoices_enforce_overdue``) are shown to staff, and suspend the
+organization's licenses when ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT is
+on; paying the invoice lifts that suspension.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import Organization, PerformerProfile
@@ -38,6 +39,7 @@ from royalties.models import (
     RoyaltyAccrual,
     RoyaltyInvoice,
     RoyaltyInvoiceLine,
+    RoyaltySuspension,
 )
 
 logger = logging.getLogger(__name__)
@@ -219,6 +221,7 @@ def royalty_invoice_paid(*, provider_invoice_id: str) -> str:
     audit_record(
         action="royalty_invoice.paid", target=invoice, data={"amount_minor": invoice.amount_minor}
     )
+    _lift_suspensions(invoice)
     return "paid"
 
 
@@ -242,15 +245,63 @@ def royalty_invoice_payment_failed(*, provider_invoice_id: str) -> str:
         data={"attempts": invoice.failure_count},
     )
     if settings.ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT:
-        _suspend_organization(invoice, "A royalty invoice is unpaid.")
+        _suspend_organization(invoice)
     return "payment_failed"
 
 
-def _suspend_organization(invoice: RoyaltyInvoice, reason: str) -> None:
-    for license in License.objects.filter(
-        organization=invoice.organization, status=License.Status.ACTIVE
+# The reason every royalty suspension carries: lifting one touches only a
+# license whose reason is still this (not one a takedown suspended since).
+UNPAID_ROYALTIES_REASON = "A royalty invoice is unpaid."
+
+
+def _suspend_organization(invoice: RoyaltyInvoice) -> int:
+    """Suspend the organization's active licenses, and hold those already
+    suspended for unpaid royalties, until ``invoice`` is paid. Idempotent.
+    Returns how many licenses this call suspended."""
+    suspended = 0
+    held_elsewhere = Q(status=License.Status.SUSPENDED, royalty_suspensions__lifted_at__isnull=True)
+    for license in (
+        License.objects.filter(organization=invoice.organization)
+        .filter(Q(status=License.Status.ACTIVE) | held_elsewhere)
+        .distinct()
+        .order_by("pk")
     ):
-        license_set_status(license=license, status=License.Status.SUSPENDED, reason=reason)
+        if license.status == License.Status.ACTIVE:
+            license_set_status(
+                license=license, status=License.Status.SUSPENDED, reason=UNPAID_ROYALTIES_REASON
+            )
+            suspended += 1
+        RoyaltySuspension.objects.get_or_create(invoice=invoice, license=license)
+    return suspended
+
+
+def _lift_suspensions(invoice: RoyaltyInvoice) -> None:
+    """Paid: release what ``invoice`` held; a license no other unpaid
+    invoice holds, still suspended for royalties and not yet ended, is
+    active again."""
+    now = timezone.now()
+    held = list(
+        RoyaltySuspension.objects.select_related("license").filter(
+            invoice=invoice, lifted_at__isnull=True
+        )
+    )
+    RoyaltySuspension.objects.filter(pk__in=[s.pk for s in held]).update(lifted_at=now)
+    for suspension in held:
+        license = suspension.license
+        still_held = RoyaltySuspension.objects.filter(
+            license=license, lifted_at__isnull=True
+        ).exists()
+        if (
+            not still_held
+            and license.status == License.Status.SUSPENDED
+            and license.status_reason == UNPAID_ROYALTIES_REASON
+            and license.ends_at > now
+        ):
+            license_set_status(
+                license=license,
+                status=License.Status.ACTIVE,
+                reason=f"Royalty invoice {invoice.period:%Y-%m} paid.",
+            )
 
 
 def royalty_invoices_overdue(now: datetime | None = None):
@@ -258,3 +309,32 @@ def royalty_invoices_overdue(now: datetime | None = None):
         status__in=[RoyaltyInvoice.Status.OPEN, RoyaltyInvoice.Status.FAILED],
         due_at__lt=now or timezone.now(),
     ).select_related("organization")
+
+
+def royalty_invoices_enforce_overdue(now: datetime | None = None) -> dict:
+    """Daily (beat, and ``manage.py invoice_royalties --overdue``): mark
+    invoices unpaid past their due date as overdue (audited once, shown to
+    staff) and, when ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT is on,
+    suspend the organization's licenses until the invoice is paid."""
+    now = now or timezone.now()
+    found = suspended = 0
+    for invoice in royalty_invoices_overdue(now):
+        with transaction.atomic():
+            invoice = RoyaltyInvoice.objects.select_for_update().get(pk=invoice.pk)
+            if invoice.status not in {RoyaltyInvoice.Status.OPEN, RoyaltyInvoice.Status.FAILED}:
+                continue  # paid meanwhile
+            found += 1
+            if invoice.overdue_at is None:
+                invoice.overdue_at = now
+                invoice.save(update_fields=["overdue_at"])
+                audit_record(
+                    action="royalty_invoice.overdue",
+                    target=invoice,
+                    data={
+                        "due_at": invoice.due_at.isoformat(),
+                        "amount_minor": invoice.amount_minor,
+                    },
+                )
+            if settings.ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT:
+                suspended += _suspend_organization(invoice)
+    return {"overdue": found, "suspended": suspended}

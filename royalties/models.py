@@ -283,6 +283,9 @@ class RoyaltyInvoice(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     failure_count = models.PositiveIntegerField(default=0)
+    overdue_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was first found unpaid past its due date."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -295,6 +298,33 @@ class RoyaltyInvoice(models.Model):
 
     def __str__(self) -> str:
         return f"Royalties {self.period:%Y-%m} for {self.organization_id}"
+
+
+class RoyaltySuspension(models.Model):
+    """A license suspended because an invoice of its organization went
+    unpaid (ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT). Paying the invoice
+    lifts it; the license becomes active again once no unpaid invoice holds
+    it and nothing else suspended it meanwhile."""
+
+    invoice = models.ForeignKey(
+        RoyaltyInvoice, on_delete=models.PROTECT, related_name="suspensions"
+    )
+    license = models.ForeignKey(
+        "licensing.License", on_delete=models.PROTECT, related_name="royalty_suspensions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "license"], name="royalty_suspension_once_per_invoice"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"License {self.license_id} held by invoice {self.invoice_id}"
 
 
 class RoyaltyInvoiceLine(models.Model):

@@ -391,13 +391,17 @@ def _check_caps(license: License, quantities: dict[str, int], batch: TallyBatch)
                 cap=cap,
                 defaults={"limit": limit, "reported": reported, "tally_batch": batch},
             )
+            reopened = not created and breach.resolved_at is not None and reported > breach.reported
             if not created and breach.reported != reported:
-                CapBreach.objects.filter(pk=breach.pk).update(reported=reported)
-            if created:
+                # Usage past a breach staff already reviewed opens it again.
+                CapBreach.objects.filter(pk=breach.pk).update(
+                    reported=reported, **({"resolved_at": None} if reopened else {})
+                )
+            if created or reopened:
                 from core.services import audit_record
 
                 audit_record(
-                    action="usage.cap_exceeded",
+                    action="usage.cap_exceeded_again" if reopened else "usage.cap_exceeded",
                     target=license,
                     data={"cap": cap, "limit": limit, "reported": reported},
                 )

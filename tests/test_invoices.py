@@ -134,3 +134,103 @@ def test_simulated_gateway_pays_invoices_at_once(settings, stripe_double, accrue
     invoice.refresh_from_db()
     assert invoice.status == RoyaltyInvoice.Status.PAID
     assert _pending(world) == 0
+
+
+def test_overdue_invoices_suspend_licenses_until_paid(
+    client, stripe_double, accrued, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    import time_machine
+
+    from core.models import AuditEvent
+    from royalties.invoicing import royalty_invoices_enforce_overdue
+
+    settings.ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT = True
+    world = accrued
+    (invoice,) = royalty_invoices_run(period=timezone.localdate())
+    invoice.refresh_from_db()
+    assert royalty_invoices_enforce_overdue() == {"overdue": 0, "suspended": 0}  # not yet due
+    assert License.objects.get().status == License.Status.ACTIVE
+
+    late = invoice.due_at + timedelta(days=1)
+    with time_machine.travel(late):
+        assert royalty_invoices_enforce_overdue() == {"overdue": 1, "suspended": 1}
+        assert royalty_invoices_enforce_overdue() == {"overdue": 1, "suspended": 0}  # once
+    invoice.refresh_from_db()
+    assert invoice.overdue_at is not None
+    assert AuditEvent.objects.filter(action="royalty_invoice.overdue").count() == 1
+    license = License.objects.get()
+    assert license.status == License.Status.SUSPENDED
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _webhook(client, stripe_double, stripe_double.pay_invoice(invoice.stripe_invoice_id))
+    license.refresh_from_db()
+    assert license.status == License.Status.ACTIVE
+    assert invoice.suspensions.get().lifted_at is not None
+
+    assert world["license"].pk == license.pk
+
+
+def test_paying_one_of_two_unpaid_invoices_keeps_the_license_suspended(
+    client, stripe_double, accrued, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    import time_machine
+
+    from royalties.invoicing import royalty_invoices_enforce_overdue
+
+    settings.ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT = True
+    world = accrued
+    (first,) = royalty_invoices_run(period=timezone.localdate())
+    first.refresh_from_db()
+    usage_events_ingest(
+        organization_id=world["organization"].pk,
+        events=[
+            {
+                "event_id": "rev-2",
+                "license": world["license"].uid,
+                "metric": "downstream_revenue",
+                "amount_minor": 100_000,
+                "currency": "USD",
+                "occurred_at": timezone.now().isoformat(),
+            }
+        ],
+    )
+    tally_usage()
+    next_month = (timezone.localdate().replace(day=28) + timedelta(days=5)).replace(day=1)
+    with time_machine.travel(timezone.now() + timedelta(days=40)):
+        (second,) = royalty_invoices_run(period=next_month)
+    second.refresh_from_db()
+    with time_machine.travel(second.due_at + timedelta(days=1)):
+        assert royalty_invoices_enforce_overdue() == {"overdue": 2, "suspended": 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        _webhook(client, stripe_double, stripe_double.pay_invoice(first.stripe_invoice_id))
+    assert License.objects.get().status == License.Status.SUSPENDED  # the second still holds it
+    with django_capture_on_commit_callbacks(execute=True):
+        _webhook(client, stripe_double, stripe_double.pay_invoice(second.stripe_invoice_id))
+    assert License.objects.get().status == License.Status.ACTIVE
+    assert _ledger_check()[0] == 0
+
+
+def test_a_license_suspended_for_another_reason_stays_suspended_when_paid(
+    client, stripe_double, accrued, settings, django_capture_on_commit_callbacks
+):
+    from licensing.services import license_set_status
+
+    settings.ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT = True
+    (invoice,) = royalty_invoices_run(period=timezone.localdate())
+    invoice.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        _webhook(
+            client, stripe_double, stripe_double.fail_invoice_payment(invoice.stripe_invoice_id)
+        )
+    license = License.objects.get()
+    assert license.status == License.Status.SUSPENDED
+    license_set_status(license=license, status=License.Status.ACTIVE, reason="Staff review.")
+    license_set_status(license=license, status=License.Status.SUSPENDED, reason="Takedown.")
+    with django_capture_on_commit_callbacks(execute=True):
+        _webhook(client, stripe_double, stripe_double.pay_invoice(invoice.stripe_invoice_id))
+    license.refresh_from_db()
+    assert (license.status, license.status_reason) == (License.Status.SUSPENDED, "Takedown.")

@@ -139,6 +139,32 @@ def test_usage_beyond_a_reuse_cap_is_flagged_and_still_counted(stripe_double):
     assert (breach.cap, breach.limit, breach.reported) == ("max_models_trained", 2, 3)
     assert LicenseUsageTotals.objects.get().quantities["training_run"] == 3
 
+    # Staff review it; more training past the cap opens it again, audited.
+    from core.models import AuditEvent
+
+    CapBreach.objects.filter(pk=breach.pk).update(resolved_at=timezone.now())
+    _report(
+        world,
+        [
+            {
+                "event_id": "run-3",
+                "license": world["license"].uid,
+                "metric": "training_run",
+                "quantity": 1,
+                "occurred_at": timezone.now().isoformat(),
+            }
+        ],
+    )
+    tally_usage()
+    breach.refresh_from_db()
+    assert (breach.reported, breach.resolved_at) == (4, None)
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="usage.cap_exceeded").values_list(
+            "action", flat=True
+        )
+    )
+    assert sorted(actions) == ["usage.cap_exceeded", "usage.cap_exceeded_again"]
+
 
 def test_batching_does_not_change_the_result_in_the_database(stripe_double):
     world = licensed_world(stripe_double)

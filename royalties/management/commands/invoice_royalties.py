@@ -2,7 +2,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from royalties.invoicing import royalty_invoices_run
+from royalties.invoicing import royalty_invoices_enforce_overdue, royalty_invoices_run
 
 
 class Command(BaseCommand):
@@ -10,8 +10,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--month", help="YYYY-MM; default: the previous month")
+        parser.add_argument(
+            "--overdue",
+            action="store_true",
+            help="instead, mark unpaid invoices past due as overdue (and suspend licenses "
+            "if ROYALTY_SUSPEND_LICENSES_ON_FAILED_PAYMENT is on)",
+        )
 
-    def handle(self, *args, month=None, **options):
+    def handle(self, *args, month=None, overdue=False, **options):
+        if overdue:
+            found = royalty_invoices_enforce_overdue()
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{found['overdue']} overdue invoice(s); {found['suspended']} license(s) "
+                    "suspended."
+                )
+            )
+            return
         period = None
         if month:
             try:

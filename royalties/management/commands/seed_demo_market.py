@@ -27,6 +27,7 @@ from marketplace import services
 from marketplace.models import Listing, Recording
 from marketplace.services import ListingTerms, consent_text_current
 from marketplace.services.recordings import recording_create, recording_preview_build
+from royalties.invoicing import royalty_invoices_run
 from royalties.sales import checkout_completed
 from royalties.tally import tally_usage
 from royalties.usage import usage_events_ingest
@@ -428,4 +429,19 @@ class Command(BaseCommand):
             event["occurred_at"] = (start + timedelta(minutes=minutes)).isoformat()
             event["model"] = "lumen-empathy-v2"
         usage_events_ingest(organization_id=license.organization_id, events=events)
+        tally_usage()
+        # This month's royalties invoiced (the simulated gateway pays at once,
+        # so they become available), then more revenue reported and tallied,
+        # which stays pending until next month's invoice: both balances show.
+        royalty_invoices_run(period=timezone.localdate())
+        later = {
+            "event_id": "demo-revenue-2",
+            "license": license.uid,
+            "metric": "downstream_revenue",
+            "amount_minor": 320_000,
+            "currency": license.terms.get("currency", "USD"),
+            "occurred_at": (start + timedelta(minutes=len(events))).isoformat(),
+            "model": "lumen-empathy-v2",
+        }
+        usage_events_ingest(organization_id=license.organization_id, events=[later])
         tally_usage()
