@@ -342,6 +342,14 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "royalties.tasks.royalty_invoices_task",
         "schedule": crontab(minute=30, hour=2, day_of_month=1),
     },
+    "royalties-overdue-invoices": {
+        "task": "royalties.tasks.royalty_invoices_overdue_task",
+        "schedule": crontab(minute=0, hour=6),
+    },
+    "royalties-stripe-events-sweep": {
+        "task": "royalties.tasks.stripe_events_sweep_task",
+        "schedule": timedelta(minutes=5),
+    },
 }
 HEALTHZ_BROKER_TIMEOUT_SECONDS = env.float("HEALTHZ_BROKER_TIMEOUT_SECONDS", default=2.0)
 

@@ -211,14 +211,18 @@ class LicenseDeletionAttestationApi(APIView):
     @extend_schema(
         summary="Attest deletion after the license ended",
         description=(
-            "Errors: 409 attestation_not_requested (the license has not ended or been revoked), "
-            "409 attestation_already_submitted, 400 validation_error with `details.fields`."
+            "Errors: 409 attestation_not_requested (the license has not ended, been revoked "
+            "or been refunded), 409 attestation_already_submitted, 409 attestation_superseded "
+            "(a renewal licenses the files again), 400 validation_error with `details.fields`."
         ),
         request=AttestationInSerializer,
         responses={
             201: AttestationSerializer,
             400: OpenApiResponse(description="validation_error"),
-            409: OpenApiResponse(description="attestation_not_requested or already submitted"),
+            409: OpenApiResponse(
+                description="attestation_not_requested, attestation_already_submitted or "
+                "attestation_superseded"
+            ),
             **ERRORS,
         },
     )

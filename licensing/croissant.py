@@ -6,6 +6,14 @@ Each licensed file is a FileObject (contentUrl relative to the licence's zip
 download, SHA-256); one RecordSet, ``recordings``, carries per file the
 signature labels, provenance fields, consent scope and license terms as
 inline data.
+
+The license terms are also given once, at dataset level and machine-readable,
+as ``licenseTerms`` (a JSON object, ``residuals:licenseTerms`` under the
+platform's ``/ns/license-terms#`` namespace): term, permitted uses,
+territories, sublicensing, attribution, exclusivity, royalties, reuse caps
+and the deletion duty — see docs/licensing.md for its fields. Standard
+schema.org properties carry what they can: ``expires`` (the end date) and
+``creditText`` (the attribution owed, when the terms require one).
 """
 
 from __future__ import annotations
@@ -95,6 +103,57 @@ def _consent_at_sale(recording, license: License) -> ConsentRecord | None:
     )
 
 
+TERMS_VERSION = 1
+
+
+def license_terms_structured(license: License) -> dict:
+    """The license's frozen terms as data: what a buyer's compliance tooling
+    reads instead of the prose in the RAI fields. Money in integer minor
+    units of ``currency``; rates in basis points; times in ISO 8601 (UTC)."""
+    terms = license.terms
+    site = settings.SITE_URL
+    return {
+        "version": TERMS_VERSION,
+        "license_id": license.uid,
+        "licensee": license.organization.name,
+        "licensor": terms.get("performer_stage_name", ""),
+        "certificate": site + reverse("license_certificate_page", args=[license.uid]),
+        "starts_at": license.starts_at.isoformat(),
+        "ends_at": license.ends_at.isoformat(),
+        "duration_days": terms["duration_days"],
+        "permitted_uses": list(terms["permitted_uses"]),
+        "territories": {
+            "worldwide": bool(terms["worldwide"]),
+            # ISO 3166-1 alpha-2; empty when worldwide.
+            "countries": [] if terms["worldwide"] else list(terms["territories"]),
+        },
+        "sublicensing_allowed": bool(terms["sublicensing_allowed"]),
+        "attribution": {
+            "required": bool(terms["attribution_required"]),
+            "credit": terms.get("performer_stage_name", "")
+            if terms["attribution_required"]
+            else None,
+        },
+        "exclusivity": terms.get("exclusivity", "non_exclusive"),
+        "price_paid": {"amount_minor": license.price_minor, "currency": license.currency},
+        "royalties": {
+            "currency": license.currency,
+            "revenue_share_bps": terms["revenue_share_bps"],
+            "revenue_threshold_minor": terms["revenue_threshold_minor"],
+            "per_unit_rates": [
+                {
+                    "metric": metric,
+                    "amount_minor": int(rate.get("amount_minor", 0)),
+                    "per": int(rate.get("per", 1)),
+                }
+                for metric, rate in sorted((terms.get("per_unit_rates") or {}).items())
+            ],
+        },
+        "reuse_caps": dict(sorted((terms.get("reuse_caps") or {}).items())),
+        "deletion_required_at_end": True,
+    }
+
+
 def manifest_for(license: License) -> dict:
     terms = license.terms
     items = list(
@@ -175,8 +234,13 @@ def manifest_for(license: License) -> dict:
         if terms["sublicensing_allowed"]
         else "No sublicensing or resale."
     )
+    structured = license_terms_structured(license)
     return {
-        "@context": CONTEXT,
+        "@context": {
+            **CONTEXT,
+            "residuals": site + "/ns/license-terms#",
+            "licenseTerms": {"@id": "residuals:licenseTerms", "@type": "@json"},
+        },
         "@type": "sc:Dataset",
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "name": f"{terms['listing_title']} (license {license.uid})",
@@ -201,6 +265,13 @@ def manifest_for(license: License) -> dict:
             *[Emotion(e).label.lower() for e in emotions if e in Emotion.values],
         ],
         "isLiveDataset": False,
+        "expires": license.ends_at.date().isoformat(),
+        **(
+            {"creditText": structured["attribution"]["credit"]}
+            if terms["attribution_required"]
+            else {}
+        ),
+        "licenseTerms": structured,
         "rai:dataCollection": (
             "Recorded by professional performers (improv, voice and screen actors) who uploaded "
             "their own takes to Residuals. Each recording carries provenance (performer, "

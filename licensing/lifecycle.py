@@ -1,6 +1,7 @@
 """The life of a license after sale: scheduled renewals start, reminders go
-out 30 and 7 days before the end, licenses expire and a deletion attestation
-is requested. ``licenses_lifecycle_run`` is idempotent: run it every few
+out 30 and 7 days before the end (only the nearest notice that is due, and
+none once the license is renewed), licenses expire — suspended ones too — and
+a deletion attestation is requested. ``licenses_lifecycle_run`` is idempotent: run it every few
 minutes (beat) or by hand (``manage.py expire_licenses``), as often as you
 like, from several processes at once; each step is a conditional update, so
 each reminder is sent and each expiry happens exactly once."""
@@ -25,7 +26,13 @@ from core.services import audit_record, client_ip
 from licensing.models import DeletionAttestation, License
 from licensing.notifications import organization_emails
 
-REMINDERS = ((30, "reminder_30_sent_at"), (7, "reminder_7_sent_at"))
+# (days before the end, field marking it sent, the next notice's days): a
+# notice is due while the end is within its days but not yet within the next
+# notice's, so a license first seen 5 days before its end gets only the 7-day one.
+REMINDERS = ((30, "reminder_30_sent_at", 7), (7, "reminder_7_sent_at", 0))
+# A renewal that will carry the files on: its holder needs no "renew" notice
+# and no deletion request.
+RENEWAL_IN_FORCE = (License.Status.SCHEDULED, License.Status.ACTIVE, License.Status.EXPIRED)
 
 
 @dataclass
@@ -75,13 +82,17 @@ def licenses_lifecycle_run(
     if progress:
         progress("started", len(report.started))
 
-    for days, field_name in REMINDERS:
-        due = License.objects.filter(
-            status=License.Status.ACTIVE,
-            ends_at__gt=now,
-            ends_at__lte=now + timedelta(days=days),
-            **{f"{field_name}__isnull": True},
-        ).select_related("organization")
+    for days, field_name, next_days in REMINDERS:
+        due = (
+            License.objects.filter(
+                status=License.Status.ACTIVE,
+                ends_at__gt=now + timedelta(days=next_days),
+                ends_at__lte=now + timedelta(days=days),
+                **{f"{field_name}__isnull": True},
+            )
+            .exclude(renewed_by__status__in=RENEWAL_IN_FORCE)
+            .select_related("organization")
+        )
         for license in due:
             with transaction.atomic():
                 claimed = License.objects.filter(
@@ -101,22 +112,30 @@ def licenses_lifecycle_run(
     if progress:
         progress("reminded", len(report.reminded))
 
+    # Active licenses end; so do suspended ones (refunded or disputed): a
+    # suspension holds downloads while the term runs, it does not outlive it.
     for license in License.objects.filter(
-        status=License.Status.ACTIVE, ends_at__lte=now
+        status__in=[License.Status.ACTIVE, License.Status.SUSPENDED], ends_at__lte=now
     ).select_related("organization"):
         with transaction.atomic():
-            if not License.objects.filter(pk=license.pk, status=License.Status.ACTIVE).update(
-                status=License.Status.EXPIRED,
-                status_reason="The license term ended.",
-                updated_at=now,
+            was = license.status
+            reason = "The license term ended."
+            if was == License.Status.SUSPENDED:
+                reason = f"The license term ended while it was suspended ({license.status_reason})"
+            if not License.objects.filter(pk=license.pk, status=was).update(
+                status=License.Status.EXPIRED, status_reason=reason, updated_at=now
             ):
                 continue
-            audit_record(action="license.expired", target=license)
-            report.expired.append(license.uid)
-            renewed = License.objects.filter(renewed_from=license).exclude(
-                status__in=[License.Status.REVOKED, License.Status.SUSPENDED]
+            audit_record(
+                action="license.expired",
+                target=license,
+                data={"from": was},
             )
-            if not renewed.exists():
+            report.expired.append(license.uid)
+            renewed = License.objects.filter(
+                renewed_from=license, status__in=RENEWAL_IN_FORCE
+            ).exists()
+            if not renewed:
                 attestation_request(license=license, reason="expired", now=now)
     if progress:
         progress("expired", len(report.expired))
@@ -150,6 +169,26 @@ def attestation_request(
     return attestation
 
 
+def attestation_supersede(*, license: License, renewal: License) -> DeletionAttestation | None:
+    """A renewal licenses the files again: an open deletion request of the
+    license it renews is no longer due. Call inside the renewal's transaction."""
+    attestation = (
+        DeletionAttestation.objects.select_for_update()
+        .filter(license=license, status=DeletionAttestation.Status.REQUESTED)
+        .first()
+    )
+    if attestation is None:
+        return None
+    attestation.status = DeletionAttestation.Status.SUPERSEDED
+    attestation.save(update_fields=["status"])
+    audit_record(
+        action="attestation.superseded",
+        target=license,
+        data={"renewal": renewal.uid, "reason": attestation.reason},
+    )
+    return attestation
+
+
 @transaction.atomic
 def attestation_submit(
     *,
@@ -171,6 +210,11 @@ def attestation_submit(
     if attestation.status == DeletionAttestation.Status.SUBMITTED:
         raise Conflict(
             "Deletion was already attested for this license.", code="attestation_already_submitted"
+        )
+    if attestation.status == DeletionAttestation.Status.SUPERSEDED:
+        raise Conflict(
+            "No deletion attestation is due: a renewal licenses these files again.",
+            code="attestation_superseded",
         )
     errors = {}
     if len(" ".join(signer_name.split())) < 3:

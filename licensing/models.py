@@ -69,6 +69,10 @@ class Order(models.Model):
     checkout_url = models.URLField(max_length=1000, blank=True)
     payment_intent_id = models.CharField(max_length=200, blank=True, db_index=True)
     refunded_minor = models.BigIntegerField(default=0)
+    # What our own refunds (for lines that could not be licensed) add up to,
+    # recorded under the order lock *before* the provider is asked: a
+    # charge.refunded event up to this amount is ours, whenever it arrives.
+    refund_requested_minor = models.BigIntegerField(default=0)
     status_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -194,16 +198,19 @@ class DownloadLog(models.Model):
 
 
 class DeletionAttestation(models.Model):
-    """Requested when a license ends (or is revoked); the organization
-    attests it deleted every copy and derived raw data."""
+    """Requested when a license ends, is revoked or is refunded; the
+    organization attests it deleted every copy and derived raw data. A
+    request is superseded (no longer due) when a renewal licenses the files
+    again."""
 
     class Status(models.TextChoices):
         REQUESTED = "requested", "Requested"
         SUBMITTED = "submitted", "Submitted"
+        SUPERSEDED = "superseded", "Superseded by a renewal"
 
     license = models.OneToOneField(License, on_delete=models.PROTECT, related_name="attestation")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
-    reason = models.CharField(max_length=20, default="expired")  # expired, revoked
+    reason = models.CharField(max_length=20, default="expired")  # expired, revoked, refunded
     requested_at = models.DateTimeField()
     due_at = models.DateTimeField()
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -20,6 +20,7 @@ from accounts.models import Membership, Organization, User
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationError
 from core.payments import CheckoutLine, GatewayError, get_gateway
 from core.services import audit_record
+from licensing.lifecycle import attestation_supersede
 from licensing.models import CartItem, License, LicenseItem, Order, OrderLine
 from marketplace.models import Listing, ListingItem, RecordingSplit
 from marketplace.services import listing_problems
@@ -334,6 +335,9 @@ def issue_licenses(*, order: Order, now: datetime | None = None) -> list[LineOut
             status=status,
             renewed_from=renewed_from,
         )
+        if renewed_from is not None:
+            # The files are licensed again: the old term's deletion request is closed.
+            attestation_supersede(license=renewed_from, renewal=license)
         recordings = {r.pk: r for r in line.listing.recordings.all()}
         LicenseItem.objects.bulk_create(
             [

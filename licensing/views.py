@@ -627,16 +627,31 @@ def license_download(request, token: str):
         return _download_error(request, exc)
     recording = resolved.recording
     storage, name = recording.file.storage, recording.file.name
-    log = download_log_start(
-        resolved=resolved, byte_range=request.headers.get("Range", ""), ip=client_ip(request)
-    )
+    # A download is logged when its body starts to stream (the response opens
+    # the file then): a HEAD, or a 416 for a range outside the file, sends no
+    # bytes and leaves no row.
+    log_ids: list[int] = []
+
+    def open_and_log():
+        handle = storage.open(name, "rb")
+        log = download_log_start(
+            resolved=resolved, byte_range=request.headers.get("Range", ""), ip=client_ip(request)
+        )
+        log_ids.append(log.pk)
+        return handle
+
+    def progress(sent: int, finished: bool) -> None:
+        if log_ids:
+            download_log_progress(log_ids[0], sent, finished)
+
+    head = request.method == "HEAD"
     return ranged_file_response(
         request,
-        lambda: storage.open(name, "rb"),
+        (lambda: storage.open(name, "rb")) if head else open_and_log,
         size=storage.size(name),
         content_type=recording.mime_type or "application/octet-stream",
         filename=f"{recording.uid}.{recording.container}",
-        on_progress=lambda sent, finished: download_log_progress(log.pk, sent, finished),
+        on_progress=None if head else progress,
     )
 
 

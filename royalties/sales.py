@@ -7,6 +7,10 @@ Sale posting (DESIGN.md, "Money flows"): price P, platform fee
 F = PLATFORM_FEE_BPS of P rounded down; debit platform:cash P, credit each
 performer's available balance their part of P − F (royalties.splits), credit
 platform:revenue F. A refund posts the reverse of the sale entry.
+
+A handler that cannot act yet — a refund or dispute for a payment not yet
+matched to a paid order — raises ``EventNotReady``; the webhook task retries
+it with backoff and the sweeper requeues it (royalties.webhooks).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from django.utils import timezone
 
 from accounts.models import PerformerProfile
 from core.services import audit_record
+from licensing.lifecycle import attestation_request
 from licensing.models import License, Order
 from licensing.services import issue_licenses, license_set_status
 from royalties import ledger
@@ -28,6 +33,16 @@ from royalties.money import percentage_of
 from royalties.splits import performer_parts
 
 logger = logging.getLogger(__name__)
+
+
+class EventNotReady(Exception):
+    """The event is about something not recorded here yet (e.g. a refund
+    that arrived before the checkout it refunds was fulfilled). Raised so the
+    event is processed again later; ``code`` says what it waits for."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def post_license_sale(license: License) -> JournalEntry:
@@ -162,20 +177,49 @@ def _fulfil(order: Order) -> str:
 def refund_lines(*, order_id: int, line_ids: list[int]) -> str:
     """Refund lines that could not be licensed (paid after the listing left
     the market). No sale was posted for them, so the ledger is untouched:
-    the cash came in and goes back out at the provider."""
-    from core.payments import get_gateway
+    the cash came in and goes back out at the provider.
 
-    order = Order.objects.get(pk=order_id)
-    lines = list(order.lines.filter(pk__in=line_ids, license__isnull=True))
-    amount = sum(line.price_minor for line in lines)
-    if not amount or not order.payment_intent_id:
-        return "nothing_to_refund"
-    refund = get_gateway().refund_create(
-        payment_intent=order.payment_intent_id,
-        amount_minor=amount,
-        reason="Listing no longer available at payment time",
-        idempotency_key=f"refund-{order.number}-lines-{'-'.join(map(str, sorted(line_ids)))}",
-    )
+    The amount is recorded as requested, under the order lock, before the
+    provider is asked: the charge.refunded event that follows may be
+    processed before the provider's answer reaches us, and must then be
+    recognised as our own refund, not one made from the dashboard."""
+    from core.payments import GatewayError, get_gateway
+
+    with transaction.atomic():
+        order = _lock_order(pk=order_id)
+        lines = list(order.lines.filter(pk__in=line_ids, license__isnull=True))
+        amount = sum(line.price_minor for line in lines)
+        if not amount or not order.payment_intent_id:
+            return "nothing_to_refund"
+        if order.refund_requested_minor < amount:
+            order.refund_requested_minor = amount
+            order.save(update_fields=["refund_requested_minor", "updated_at"])
+            audit_record(
+                action="order.lines_refund_requested",
+                target=order,
+                data={"lines": sorted(line.pk for line in lines), "amount": amount},
+            )
+    try:
+        refund = get_gateway().refund_create(
+            payment_intent=order.payment_intent_id,
+            amount_minor=amount,
+            reason="Listing no longer available at payment time",
+            idempotency_key=f"refund-{order.number}-lines-{'-'.join(map(str, sorted(line_ids)))}",
+        )
+    except GatewayError as exc:
+        if not exc.retryable:
+            # No refund was made: stop expecting one, or a later dashboard
+            # refund of the same amount would be taken for ours.
+            with transaction.atomic():
+                locked = _lock_order(pk=order_id)
+                locked.refund_requested_minor = locked.refunded_minor
+                locked.save(update_fields=["refund_requested_minor", "updated_at"])
+                audit_record(
+                    action="order.lines_refund_failed",
+                    target=locked,
+                    data={"amount": amount, "error": exc.code},
+                )
+        raise
     with transaction.atomic():
         locked = _lock_order(pk=order_id)
         if locked.refunded_minor < amount:
@@ -189,23 +233,79 @@ def refund_lines(*, order_id: int, line_ids: list[int]) -> str:
     return "refunded"
 
 
-@transaction.atomic
-def charge_refunded(*, payment_intent: str | None, amount_refunded: int, amount: int) -> str:
-    """A refund made at the provider (e.g. from the dashboard): the order's
-    licenses are suspended and their sales reversed in the ledger."""
-    if not payment_intent:
-        return "no_payment_intent"
-    order = _lock_order(payment_intent_id=payment_intent)
+def _order_for_payment(*, payment_intent: str | None, order_number: str | None) -> Order:
+    """The locked order a charge or dispute is about: by its payment intent,
+    else by the order number our checkout put in the payment's metadata.
+    Raises EventNotReady while no such order is known or paid yet (the
+    checkout.session.completed event may still be on its way)."""
+    order = _lock_order(payment_intent_id=payment_intent) if payment_intent else None
+    if order is None and order_number:
+        order = _lock_order(number=order_number)
+        if (
+            order is not None
+            and payment_intent
+            and order.payment_intent_id
+            and order.payment_intent_id != payment_intent
+        ):
+            logger.warning(
+                "Payment %s names order %s, which was paid with %s",
+                payment_intent,
+                order_number,
+                order.payment_intent_id,
+            )
+            order = None
     if order is None:
-        return "unknown_payment"
-    if amount_refunded <= order.refunded_minor:
-        return "own_refund"  # the refund we made for refused lines
+        raise EventNotReady(
+            "unknown_payment", f"No order is known for payment {payment_intent or '(none)'} yet."
+        )
+    if order.status in (Order.Status.PENDING, Order.Status.PROCESSING):
+        raise EventNotReady("order_not_paid", f"Order {order.number} is not fulfilled yet.")
+    if payment_intent and not order.payment_intent_id:
+        order.payment_intent_id = payment_intent
+        order.save(update_fields=["payment_intent_id", "updated_at"])
+    return order
+
+
+_FULFILLED = (Order.Status.PAID, Order.Status.REFUNDED, Order.Status.DISPUTED)
+
+
+def _suspend_for_payment(order: Order, reason: str) -> list[License]:
+    """Suspend the order's licenses that are in force or about to be; an
+    expired or revoked license keeps its status."""
+    suspended = []
+    for license in License.objects.filter(
+        order_line__order=order, status__in=[License.Status.ACTIVE, License.Status.SCHEDULED]
+    ):
+        suspended.append(
+            license_set_status(license=license, status=License.Status.SUSPENDED, reason=reason)
+        )
+    return suspended
+
+
+@transaction.atomic
+def charge_refunded(
+    *,
+    payment_intent: str | None,
+    amount_refunded: int,
+    amount: int,
+    order_number: str | None = None,
+) -> str:
+    """A refund made at the provider (e.g. from the dashboard): the order's
+    licenses are suspended, their sales reversed in the ledger, and deletion
+    of the files is requested. Refunds we asked for ourselves
+    (``refund_lines``) are recognised by the amount recorded before asking."""
+    order = _order_for_payment(payment_intent=payment_intent, order_number=order_number)
+    if order.status not in _FULFILLED:
+        return "order_not_paid"
+    ours = max(order.refunded_minor, order.refund_requested_minor)
+    if amount_refunded <= ours:
+        return "own_refund"
+    _suspend_for_payment(order, "Payment refunded.")
     for license in License.objects.filter(order_line__order=order).exclude(
         status=License.Status.REVOKED
     ):
-        license_set_status(
-            license=license, status=License.Status.SUSPENDED, reason="Payment refunded."
-        )
+        if license.status == License.Status.SUSPENDED:
+            attestation_request(license=license, reason="refunded")
         sale = JournalEntry.objects.filter(idempotency_key=f"sale:license:{license.pk}").first()
         if sale is not None and not hasattr(sale, "reversed_by"):
             reversal = ledger.reverse_entry(
@@ -237,16 +337,13 @@ def charge_refunded(*, payment_intent: str | None, amount_refunded: int, amount:
 
 
 @transaction.atomic
-def dispute_created(*, payment_intent: str | None) -> str:
-    if not payment_intent:
-        return "no_payment_intent"
-    order = _lock_order(payment_intent_id=payment_intent)
-    if order is None:
-        return "unknown_payment"
-    for license in License.objects.filter(order_line__order=order, status=License.Status.ACTIVE):
-        license_set_status(
-            license=license, status=License.Status.SUSPENDED, reason="The payment is disputed."
-        )
+def dispute_created(*, payment_intent: str | None, order_number: str | None = None) -> str:
+    """A dispute suspends the order's licenses (staff may reinstate them if
+    the dispute is won); deletion is requested when the term ends."""
+    order = _order_for_payment(payment_intent=payment_intent, order_number=order_number)
+    if order.status not in _FULFILLED:
+        return "order_not_paid"
+    _suspend_for_payment(order, "The payment is disputed.")
     order.status = Order.Status.DISPUTED
     order.save(update_fields=["status", "updated_at"])
     audit_record(action="order.disputed", target=order)

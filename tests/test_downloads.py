@@ -328,3 +328,23 @@ def test_a_suspended_recording_is_left_out_of_the_zip(client, world, license, re
     assert archive.namelist() == ["manifest.json", "certificate.json", "LEFT-OUT.txt"]
     assert recording.uid in archive.read("LEFT-OUT.txt").decode()
     assert not DownloadLog.objects.exists()
+
+
+def test_only_a_streamed_body_is_logged(client, world, recording):
+    """A HEAD or a 416 sends no bytes of the file, so it leaves no log row."""
+    url = _link(client, world, recording)
+    size = len(_original(recording))
+
+    response = client.head(url)
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(size)
+    assert not DownloadLog.objects.exists()
+
+    response = client.get(url, HTTP_RANGE=f"bytes={size}-")
+    assert response.status_code == 416
+    assert not DownloadLog.objects.exists()
+
+    response = client.get(url, HTTP_RANGE="bytes=0-99")
+    assert len(_body(response)) == 100
+    log = DownloadLog.objects.get()
+    assert (log.byte_range, log.bytes_sent, log.completed) == ("bytes=0-99", 100, True)

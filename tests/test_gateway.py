@@ -139,3 +139,46 @@ def test_the_simulated_gateway_refuses_to_run_without_debug(settings):
         get_gateway()
     settings.DEBUG = True
     assert isinstance(get_gateway(), SimulatedGateway)
+
+
+# --- The system check: a deployment without a real gateway is refused at start -------------------
+
+
+def _gateway_issues() -> list[str]:
+    from django.core import checks
+
+    return [message.id for message in checks.run_checks(tags=["payments"])]
+
+
+@pytest.mark.parametrize(
+    ("residuals_env", "debug", "key", "secrets", "expected"),
+    [
+        pytest.param("production", False, "", [], ["residuals.payments.E001"], id="no-key"),
+        pytest.param("development", True, "", [], [], id="make-run"),
+        pytest.param("test", False, "", [], [], id="test-suite"),
+        pytest.param(
+            "production", False, "sk_live_x", [], ["residuals.payments.W001"], id="no-secrets"
+        ),
+        pytest.param("production", False, "sk_live_x", ["", ""], ["residuals.payments.W001"]),
+        pytest.param("production", False, "sk_live_x", ["whsec_1"], [], id="configured"),
+    ],
+)
+def test_the_gateway_system_check(settings, residuals_env, debug, key, secrets, expected):
+    settings.RESIDUALS_ENV = residuals_env
+    settings.DEBUG = debug
+    settings.STRIPE_SECRET_KEY = key
+    settings.STRIPE_WEBHOOK_SECRETS = secrets
+    assert _gateway_issues() == expected
+
+
+def test_the_check_is_an_error_and_the_webhook_one_a_warning(settings):
+    from django.core import checks
+
+    from core.payments.checks import payment_gateway_check
+
+    settings.RESIDUALS_ENV, settings.DEBUG, settings.STRIPE_SECRET_KEY = "production", False, ""
+    (error,) = payment_gateway_check()
+    assert error.level == checks.ERROR and "STRIPE_SECRET_KEY" in error.msg
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRETS = "sk_live_x", []
+    (warning,) = payment_gateway_check()
+    assert warning.level == checks.WARNING and "STRIPE_WEBHOOK_SECRETS" in warning.msg

@@ -269,3 +269,181 @@ def test_a_suspended_or_unlisted_license_is_not_renewed(client, world, license, 
     response = client.post(url, follow=True)
     assert any("cannot be renewed" in str(m) for m in response.context["messages"])
     assert License.objects.count() == 1
+
+
+# --- Reminders: only the nearest notice, none once renewed ------------------------------------
+
+
+def test_a_license_first_seen_inside_the_last_week_gets_only_the_7_day_notice(
+    world, license, run, mailoutbox
+):
+    mailoutbox.clear()
+    with time_machine.travel(license.ends_at - timedelta(days=5, hours=-1)):
+        assert run().reminded == [(license.uid, 7)]
+        assert run().reminded == []
+    assert _subjects(mailoutbox) == [f"License {license.uid} ends in 4 days"]
+    license.refresh_from_db()
+    assert license.reminder_30_sent_at is None and license.reminder_7_sent_at is not None
+
+
+def test_a_renewed_license_gets_no_renewal_reminders(
+    world, license, run, stripe_double, mailoutbox
+):
+    buy(
+        stripe_double,
+        organization=world["organization"],
+        buyer=world["member"],
+        listings=[world["listing"]],
+        renews=license,
+    )
+    mailoutbox.clear()
+    with time_machine.travel(license.ends_at - timedelta(days=29)):
+        assert run().reminded == []
+    with time_machine.travel(license.ends_at - timedelta(days=6)):
+        assert run().reminded == []
+    assert mailoutbox == []
+
+
+def test_a_renewal_that_was_refunded_no_longer_stops_the_reminders(
+    world, license, run, stripe_double
+):
+    (renewal,) = buy(
+        stripe_double,
+        organization=world["organization"],
+        buyer=world["member"],
+        listings=[world["listing"]],
+        renews=license,
+    )
+    license_set_status(license=renewal, status="suspended", reason="Payment refunded.")
+    with time_machine.travel(license.ends_at - timedelta(days=29)):
+        assert run().reminded == [(license.uid, 30)]
+
+
+# --- Refunded and disputed licenses reach their end --------------------------------------------
+
+
+def _refund_at_the_dashboard(client, world, stripe_double, license):
+    from tests.factories_licensing import post_event
+
+    order = license.order_line.order
+    intent = stripe_double.get(order.payment_intent_id, "payment_intent")
+    charge = stripe_double.get(intent["latest_charge"], "charge")
+    charge.update(amount_refunded=charge["amount"], refunded=True)
+    post_event(client, stripe_double, stripe_double.refund_event(charge["id"]))
+    license.refresh_from_db()
+
+
+def test_a_refund_requests_deletion_at_once(client, world, license, stripe_double, mailoutbox):
+    _refund_at_the_dashboard(client, world, stripe_double, license)
+    assert license.status == "suspended"
+    attestation = DeletionAttestation.objects.get(license=license)
+    assert (attestation.status, attestation.reason) == ("requested", "refunded")
+    assert (
+        mailoutbox[-1].subject
+        == f"Please confirm deletion of the files licensed under {license.uid}"
+    )
+    assert "has been refunded" in mailoutbox[-1].body
+
+    client.force_login(world["member"])
+    slug = world["organization"].slug
+    html = client.get(reverse("buyer_license_detail", args=[slug, license.uid])).content.decode()
+    assert "This license was refunded: please attest deletion by" in html
+    assert "Submit attestation" in html
+    response = client.post(reverse("buyer_license_attest", args=[slug, license.uid]), ATTESTATION)
+    assert response.status_code == 302
+    assert DeletionAttestation.objects.get().status == "submitted"
+
+
+def test_a_refunded_license_past_its_end_expires_and_keeps_its_request(
+    client, world, license, stripe_double, run
+):
+    from core.models import AuditEvent
+
+    _refund_at_the_dashboard(client, world, stripe_double, license)
+    requested = DeletionAttestation.objects.get(license=license)
+    with time_machine.travel(license.ends_at + timedelta(minutes=1)):
+        assert run().expired == [license.uid]
+        assert run().expired == []
+    license.refresh_from_db()
+    assert license.status == "expired"
+    assert license.status_reason == (
+        "The license term ended while it was suspended (Payment refunded.)"
+    )
+    assert AuditEvent.objects.get(action="license.expired").data == {"from": "suspended"}
+    attestation = DeletionAttestation.objects.get(license=license)
+    assert (attestation.pk, attestation.reason, attestation.due_at) == (
+        requested.pk,
+        "refunded",
+        requested.due_at,
+    )
+
+
+def test_a_disputed_license_past_its_end_expires_and_deletion_is_requested(
+    client, world, license, stripe_double, run
+):
+    from tests.factories_licensing import post_event
+
+    order = license.order_line.order
+    intent = stripe_double.get(order.payment_intent_id, "payment_intent")
+    post_event(client, stripe_double, stripe_double.open_dispute(intent["latest_charge"]))
+    license.refresh_from_db()
+    assert license.status == "suspended"
+    assert not DeletionAttestation.objects.exists()  # the dispute may yet be won
+
+    with time_machine.travel(license.ends_at - timedelta(days=1)):
+        assert run().expired == []
+    with time_machine.travel(license.ends_at + timedelta(minutes=1)):
+        assert run().expired == [license.uid]
+    license.refresh_from_db()
+    assert license.status == "expired"
+    attestation = DeletionAttestation.objects.get(license=license)
+    assert (attestation.status, attestation.reason) == ("requested", "expired")
+
+
+# --- Renewing after the end closes the deletion request ----------------------------------------
+
+
+def test_renewing_an_expired_license_supersedes_its_deletion_request(
+    client, world, license, run, stripe_double
+):
+    from core.models import AuditEvent
+
+    _expire(license, run)
+    assert DeletionAttestation.objects.get(license=license).status == "requested"
+    with time_machine.travel(license.ends_at + timedelta(days=2)):
+        (renewal,) = buy(
+            stripe_double,
+            organization=world["organization"],
+            buyer=world["member"],
+            listings=[world["listing"]],
+            renews=license,
+        )
+        assert (renewal.status, renewal.renewed_from) == ("active", license)
+        attestation = DeletionAttestation.objects.get(license=license)
+        assert attestation.status == "superseded"
+        audit = AuditEvent.objects.get(action="attestation.superseded")
+        assert audit.data == {"renewal": renewal.uid, "reason": "expired"}
+
+        # Not due any more: not overdue, not asked for on the pages, refused by the API.
+    with time_machine.travel(license.ends_at + timedelta(days=40)):
+        assert run().attestations_overdue == 0
+        slug = world["organization"].slug
+        client.force_login(world["owner"])
+        html = client.get(
+            reverse("buyer_license_detail", args=[slug, license.uid])
+        ).content.decode()
+        assert "please attest deletion" not in html and "Submit attestation" not in html
+        assert f"{renewal.uid}</a> licenses the files again" in html
+        assert (
+            "Please attest deletion"
+            not in client.get(reverse("buyer_licenses", args=[slug])).content.decode()
+        )
+        headers, _ = bearer(created_by=world["owner"], organization=world["organization"])
+        response = client.post(
+            f"/api/v1/licenses/{license.uid}/deletion-attestation/",
+            ATTESTATION,
+            content_type="application/json",
+            **headers,
+        )
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "attestation_superseded"

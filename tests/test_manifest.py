@@ -8,6 +8,7 @@ import json
 
 import mlcroissant as mlc
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from marketplace.services import consent_withdraw
@@ -35,6 +36,14 @@ def pack(stripe_double):
         reviewer=world["staff"],
         title="Two kinds of dread",
         uses=("model_training", "evaluation"),
+        price_minor=80_000,
+        worldwide=False,
+        territories=["DE", "FR"],
+        attribution_required=True,
+        revenue_share_bps=1500,
+        revenue_threshold_minor=500_000,
+        per_unit_rates={"training_run": {"amount_minor": 2_500, "per": 1}},
+        reuse_caps={"max_models_trained": 3},
     )
     (world["license"],) = buy(
         stripe_double, organization=world["organization"], buyer=world["owner"], listings=[listing]
@@ -77,6 +86,12 @@ def test_mlcroissant_reads_one_record_per_file_with_its_sha256(client, pack, tmp
         assert record["recordings/license_permitted_uses"] == "model_training;evaluation"
         assert record["recordings/performer_name"] == pack["performer"].legal_name
     assert got[pack["recordings"][1].uid]["recordings/primary_emotion"] == "fear"
+    # The structured terms (test below) sit beside Croissant's own fields, under
+    # their own IRI, and mlcroissant loads the whole without a warning (above).
+    terms_property = manifest["@context"]["licenseTerms"]["@id"].replace(
+        "residuals:", manifest["@context"]["residuals"]
+    )
+    assert terms_property == f"{settings.SITE_URL}/ns/license-terms#licenseTerms"
     # Each file is also a FileObject with its checksum.
     files = {f["@id"]: f for f in manifest["distribution"]}
     assert {uid: f["sha256"] for uid, f in files.items()} == {
@@ -123,3 +138,57 @@ def test_the_web_manifest_is_a_download_for_members(client, pack):
     assert json.loads(response.content)["@type"] == "sc:Dataset"
     client.force_login(pack["other_owner"])
     assert client.get(url).status_code == 404
+
+
+def test_the_terms_are_machine_readable_at_dataset_level(client, pack):
+    manifest, _ = _manifest(client, pack)
+    license = pack["license"]
+    terms = manifest["licenseTerms"]
+    assert terms == {
+        "version": 1,
+        "license_id": license.uid,
+        "licensee": "Deep Feelings AI",
+        "licensor": pack["performer"].stage_name,
+        "certificate": manifest["license"],
+        "starts_at": license.starts_at.isoformat(),
+        "ends_at": license.ends_at.isoformat(),
+        "duration_days": 730,
+        "permitted_uses": ["model_training", "evaluation"],
+        "territories": {"worldwide": False, "countries": ["DE", "FR"]},
+        "sublicensing_allowed": False,
+        "attribution": {"required": True, "credit": pack["performer"].stage_name},
+        "exclusivity": "non_exclusive",
+        "price_paid": {"amount_minor": 80_000, "currency": "USD"},
+        "royalties": {
+            "currency": "USD",
+            "revenue_share_bps": 1500,
+            "revenue_threshold_minor": 500_000,
+            "per_unit_rates": [{"metric": "training_run", "amount_minor": 2_500, "per": 1}],
+        },
+        "reuse_caps": {"max_models_trained": 3},
+        "deletion_required_at_end": True,
+    }
+    assert manifest["expires"] == license.ends_at.date().isoformat()
+    assert manifest["creditText"] == pack["performer"].stage_name
+    # A JSON literal in the JSON-LD sense: consumers of the graph get it whole.
+    assert manifest["@context"]["licenseTerms"]["@type"] == "@json"
+
+
+def test_worldwide_terms_without_attribution(client, pack, stripe_double):
+    """No countries listed and no credit owed; empty caps and rates stay empty."""
+    performer = pack["performer"]
+    listing = make_published_listing(
+        performer,
+        [make_sellable_recording(performer, title="Lift", emotion="joy")],
+        reviewer=pack["staff"],
+        title="Plain terms",
+    )
+    (pack["license"],) = buy(
+        stripe_double, organization=pack["organization"], buyer=pack["owner"], listings=[listing]
+    )
+    manifest, _ = _manifest(client, pack)
+    terms = manifest["licenseTerms"]
+    assert terms["territories"] == {"worldwide": True, "countries": []}
+    assert terms["attribution"] == {"required": False, "credit": None}
+    assert terms["reuse_caps"] == {} and terms["royalties"]["per_unit_rates"] == []
+    assert "creditText" not in manifest

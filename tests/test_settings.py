@@ -46,6 +46,8 @@ def test_check_deploy_is_clean_with_production_variables():
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="residuals.example",
         DEBUG="1",  # production ignores it
+        STRIPE_SECRET_KEY="sk_live_placeholder",
+        STRIPE_WEBHOOK_SECRETS="whsec_placeholder",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -65,3 +67,28 @@ def test_production_never_turns_debug_on():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "True", "31536000"]
+
+
+def test_production_refuses_the_simulated_gateway():
+    result = _manage(
+        "check",
+        "--deploy",
+        RESIDUALS_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="residuals.example",
+        STRIPE_SECRET_KEY="",
+    )
+    assert result.returncode != 0
+    assert "residuals.payments.E001" in result.stdout + result.stderr
+
+
+def test_every_beat_entry_names_a_registered_task(settings):
+    from config.celery_app import app
+
+    app.loader.import_default_modules()
+    missing = [
+        entry["task"]
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] not in app.tasks
+    ]
+    assert missing == []
