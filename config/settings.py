@@ -338,6 +338,14 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "licensing.tasks.licenses_lifecycle_task",
         "schedule": timedelta(minutes=10),
     },
+    "marketplace-preview-resend": {
+        # Previews pending (or failed on storage) for 15 minutes get their
+        # task sent again: a broker outage at upload must not leave them
+        # "being prepared" for ever.
+        "task": "marketplace.tasks.recording_previews_resend_task",
+        "schedule": timedelta(minutes=5),
+        "kwargs": {"older_than_minutes": 15},
+    },
     "royalties-monthly-invoices": {
         "task": "royalties.tasks.royalty_invoices_task",
         "schedule": crontab(minute=30, hour=2, day_of_month=1),
@@ -359,6 +367,27 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+
+def _trusted_proxies(entries: list[str]) -> list[str]:
+    import ipaddress
+
+    networks = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR network"
+            ) from None
+    return networks
+
+
+# Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs,
+# comma-separated). Empty: REMOTE_ADDR is the client (core.services.client_ip).
+TRUSTED_PROXIES = _trusted_proxies(env.list("TRUSTED_PROXIES", default=[]))
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     if env.bool("BEHIND_TLS_PROXY", default=False):

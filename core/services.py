@@ -1,20 +1,78 @@
 from __future__ import annotations
 
+import ipaddress
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.http import HttpRequest
 
 from core.models import AuditEvent
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _address(text: str) -> IPAddress | None:
+    """An address as a proxy writes it into X-Forwarded-For: bare, or with a
+    port (``203.0.113.7:5120``, ``[2001:db8::1]:443``). IPv4-mapped IPv6
+    addresses are read as the IPv4 address they carry."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The address the request came from. Behind a trusted proxy, deployments
-    set REMOTE_ADDR through the proxy's configuration (not X-Forwarded-For,
-    which any client can forge)."""
+    """The address the request came from, as stored in consent and audit
+    records.
+
+    REMOTE_ADDR, unless it is one of ``settings.TRUSTED_PROXIES``: then the
+    client is read from X-Forwarded-For, walking it from the right (each
+    proxy appends the address it saw) past every trusted proxy to the first
+    entry that is not one. Entries further left were written by the client
+    itself and anyone can forge them, so they are never believed. A request
+    from an untrusted address has its X-Forwarded-For ignored altogether."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    remote = _address(request.META.get("REMOTE_ADDR") or "")
+    if remote is None:
+        return None
+    trusted = _networks(tuple(settings.TRUSTED_PROXIES))
+
+    def is_trusted(address: IPAddress) -> bool:
+        return any(address in network for network in trusted)
+
+    if not is_trusted(remote):
+        return str(remote)
+    # Several X-Forwarded-For headers arrive joined by commas, in order.
+    hops = [h for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    client = remote
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            # A trusted proxy never writes garbage: this entry came from
+            # the client. The last address a trusted proxy vouched for is
+            # the nearest one known.
+            break
+        client = address
+        if not is_trusted(address):
+            break
+    return str(client)
 
 
 def audit_record(

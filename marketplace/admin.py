@@ -166,7 +166,7 @@ class RecordingAdmin(admin.ModelAdmin):
         "status",
         "created_at",
     ]
-    list_filter = ["status", "media_kind", "container", "language"]
+    list_filter = ["status", "preview_status", "media_kind", "container", "language"]
     search_fields = ["uid", "title", "performer__stage_name", "sha256"]
     list_select_related = ["performer"]
     date_hierarchy = "created_at"
@@ -195,7 +195,17 @@ class RecordingAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Preview", {"fields": ["preview_status"]}),
+        (
+            "Preview",
+            {
+                "fields": [
+                    "preview_status",
+                    "preview_failure",
+                    "preview_requested_at",
+                    "preview_resends",
+                ]
+            },
+        ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     # Everything is read-only here: the status changes only through the

@@ -1,7 +1,8 @@
 """API for a performer's listings, and for describing a recording after
-upload (provenance, emotional signature, consent). Authenticated by a
-performer's API key or a performer's session; a buyer organization's key
-never acts as a performer.
+upload (provenance, emotional signature, consent, splits). Authenticated by
+a performer's API key or a performer's session; a buyer organization's key
+never acts as a performer. Staff review listings here too, from a session
+that passed a second factor (never with an API key), as on the staff pages.
 
 Views are thin: values go to the services as sent, and the services check
 them (types included) and name the field in their errors, so the API and the
@@ -20,10 +21,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.middleware import session_passed_mfa
 from accounts.models import PerformerProfile
 from accounts.selectors import principal_for
 from core.errors import NotFound, PermissionDenied, ValidationError
-from marketplace import services
+from marketplace import selectors, services
 from marketplace.models import (
     ConsentRecord,
     EmotionalSignature,
@@ -31,6 +33,7 @@ from marketplace.models import (
     ListingItem,
     Provenance,
     Recording,
+    RecordingSplit,
 )
 from marketplace.services import ListingTerms
 
@@ -57,10 +60,24 @@ def _own_recording(request, uid: str) -> tuple[PerformerProfile, Recording]:
     return performer, recording
 
 
-def _listings_of(performer: PerformerProfile):
+def _staff(request) -> None:
+    """Staff powers need a person at a browser whose session passed a second
+    factor, as on the staff pages; never a machine key."""
+    principal = principal_for(request.user, request.auth)
+    if not principal.is_staff:
+        raise PermissionDenied(
+            "Only staff (signed in, not with an API key) can do this.", code="staff_required"
+        )
+    if not session_passed_mfa(request):
+        raise PermissionDenied(
+            "Confirm your second factor on the staff pages first, then try again.",
+            code="mfa_required",
+        )
+
+
+def _with_items(listings):
     return (
-        Listing.objects.filter(performer=performer)
-        .select_related("performer")
+        listings.select_related("performer")
         .prefetch_related(
             Prefetch(
                 "items",
@@ -69,6 +86,10 @@ def _listings_of(performer: PerformerProfile):
         )
         .order_by("-created_at", "-id")
     )
+
+
+def _listings_of(performer: PerformerProfile):
+    return _with_items(Listing.objects.filter(performer=performer))
 
 
 def _own_listing(request, listing_id: int) -> tuple[PerformerProfile, Listing]:
@@ -388,6 +409,82 @@ class ListingSubmitApi(APIView):
         return Response(PerformerListingDetailSerializer(listing).data)
 
 
+class ListingUnpublishApi(APIView):
+    @extend_schema(
+        summary="Unpublish a listing",
+        description=(
+            "Takes a published (or in-review) listing off the catalogue at once. Licenses "
+            "already sold are not affected. Submit it again to return it to review."
+        ),
+        request=None,
+        responses={
+            200: PerformerListingDetailSerializer,
+            **_ERRORS,
+            409: OpenApiResponse(
+                description="`invalid_listing_transition`: not published or in review."
+            ),
+        },
+    )
+    def post(self, request, listing_id: int):
+        performer, listing = _own_listing(request, listing_id)
+        services.listing_unpublish(listing=listing, by=performer.user, request=request)
+        listing = _listings_of(performer).get(pk=listing.pk)
+        return Response(PerformerListingDetailSerializer(listing).data)
+
+
+REVIEW_DECISIONS = {"approve": True, "reject": False}
+
+
+class ListingReviewApi(APIView):
+    @extend_schema(
+        summary="Review a listing (staff)",
+        description=(
+            "Approve (publish) or reject a listing in review. A rejection needs a `reason`, "
+            "which the performer sees. Staff only, signed in with a session that passed a "
+            "second factor; API keys are refused."
+        ),
+        request=inline_serializer(
+            "ListingReview",
+            {
+                "decision": serializers.ChoiceField(choices=sorted(REVIEW_DECISIONS)),
+                "reason": serializers.CharField(
+                    required=False, help_text="Required to reject: what to change."
+                ),
+            },
+        ),
+        responses={
+            200: PerformerListingDetailSerializer,
+            400: OpenApiResponse(
+                description="`unknown_choice` (decision), `validation_error` (no reason for a "
+                "rejection) or `listing_not_ready` (`details.problems`)."
+            ),
+            401: _ERRORS[401],
+            403: OpenApiResponse(description="`staff_required` or `mfa_required`."),
+            404: OpenApiResponse(description="No such listing."),
+            409: OpenApiResponse(description="`invalid_listing_transition`: not in review."),
+        },
+    )
+    def post(self, request, listing_id: int):
+        _staff(request)
+        listing = selectors.listing_for_staff(listing_id)
+        data = _body(request, allowed={"decision", "reason"}, required={"decision"})
+        decision = data["decision"]
+        if not isinstance(decision, str) or decision not in REVIEW_DECISIONS:
+            raise _field_error("decision", "Send approve or reject.", code="unknown_choice")
+        reason = data.get("reason", "")
+        if not isinstance(reason, str):
+            raise _field_error("reason", "Must be text.")
+        services.listing_review(
+            listing=listing,
+            by=request.user,
+            approve=REVIEW_DECISIONS[decision],
+            reason=reason[:2000],
+            request=request,
+        )
+        listing = _with_items(Listing.objects.filter(pk=listing.pk)).get()
+        return Response(PerformerListingDetailSerializer(listing).data)
+
+
 # --- Recording sub-resources ------------------------------------------------------------------
 
 SIGNATURE_FIELDS = {
@@ -534,6 +631,163 @@ class RecordingConsentApi(APIView):
             recording=recording, by=performer.user, request=request, **data
         )
         return Response(ConsentRecordSerializer(consent).data, status=status.HTTP_201_CREATED)
+
+
+class ConsentWithdrawnSerializer(ConsentRecordSerializer):
+    unpublished_listings = serializers.SerializerMethodField(
+        help_text="Listings this withdrawal took off sale."
+    )
+
+    class Meta(ConsentRecordSerializer.Meta):
+        fields = [
+            *ConsentRecordSerializer.Meta.fields,
+            "withdrawn_at",
+            "withdrawal_reason",
+            "unpublished_listings",
+        ]
+        read_only_fields = fields
+
+    def get_unpublished_listings(self, obj) -> list[int]:
+        return self.context.get("unpublished_listings", [])
+
+
+class RecordingConsentWithdrawApi(APIView):
+    @extend_schema(
+        summary="Withdraw consent for a recording",
+        description=(
+            "Takes effect at once: every listing offering the recording is unpublished in the "
+            "same transaction, so no new sale can happen. Existing licenses are handled "
+            "through a takedown request. Give consent again (POST …/consent/) to sell it again."
+        ),
+        request=inline_serializer(
+            "ConsentWithdraw",
+            {"reason": serializers.CharField(required=False, help_text="Up to 2,000 characters.")},
+        ),
+        responses={
+            200: ConsentWithdrawnSerializer,
+            **_ERRORS,
+            409: OpenApiResponse(description="`no_active_consent`: nothing to withdraw."),
+        },
+    )
+    def post(self, request, uid: str):
+        performer, recording = _own_recording(request, uid)
+        data = _body(request, allowed={"reason"})
+        reason = data.get("reason", "")
+        if not isinstance(reason, str):
+            raise _field_error("reason", "Must be text.")
+        if len(reason) > 2000:
+            raise _field_error("reason", "At most 2,000 characters.")
+        on_offer = selectors.listing_ids_on_offer_with(recording)
+        consent = services.consent_withdraw(
+            recording=recording, by=performer.user, reason=reason, request=request
+        )
+        return Response(
+            ConsentWithdrawnSerializer(consent, context={"unpublished_listings": on_offer}).data
+        )
+
+
+class SplitSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(source="performer.user.email", read_only=True)
+    stage_name = serializers.CharField(source="performer.stage_name", read_only=True)
+
+    class Meta:
+        model = RecordingSplit
+        fields = ["email", "stage_name", "share_bps"]
+        read_only_fields = fields
+
+
+class RecordingSplitsSerializer(serializers.Serializer):
+    recording = serializers.CharField()
+    splits = SplitSerializer(many=True)
+    total_bps = serializers.IntegerField()
+
+
+def _split_shares(raw: object) -> list[tuple[PerformerProfile, object]]:
+    """``[{"email": …, "share_bps": …}, …]`` as (profile, basis points); the
+    basis points are checked by the service."""
+    if isinstance(raw, str) or not isinstance(raw, list):
+        raise _field_error("splits", 'Send a list of {"email": …, "share_bps": …} objects.')
+    for number, item in enumerate(raw, start=1):
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"email", "share_bps"}
+            or not isinstance(item["email"], str)
+        ):
+            raise _field_error(
+                "splits",
+                f'Row {number}: send exactly {{"email": "…", "share_bps": 5000}}.',
+            )
+    profiles = selectors.performers_by_email(item["email"] for item in raw)
+    unknown = [item["email"] for item in raw if item["email"].strip().lower() not in profiles]
+    if unknown:
+        raise ValidationError(
+            f"splits: no performer uses {', '.join(unknown)}. Co-performers need a Residuals "
+            "performer profile first.",
+            code="unknown_performer",
+            details={
+                "fields": {"splits": [f"No performer uses {e}." for e in unknown]},
+                "emails": unknown,
+            },
+        )
+    return [(profiles[item["email"].strip().lower()], item["share_bps"]) for item in raw]
+
+
+class RecordingSplitsApi(APIView):
+    @extend_schema(
+        summary="Set who shares a recording's earnings",
+        description=(
+            "Replaces the recording's splits. Each co-performer is named by the email address "
+            "of their Residuals account; shares are whole basis points (1–10,000) that must "
+            "add up to exactly 10,000 (100%). Not while a published listing offers the "
+            "recording: unpublish it first."
+        ),
+        request=inline_serializer(
+            "SplitsWrite",
+            {
+                "splits": serializers.ListField(
+                    child=inline_serializer(
+                        "SplitWrite",
+                        {
+                            "email": serializers.EmailField(),
+                            "share_bps": serializers.IntegerField(help_text="6000 = 60%"),
+                        },
+                    )
+                )
+            },
+        ),
+        responses={
+            200: RecordingSplitsSerializer,
+            400: OpenApiResponse(
+                description="`splits_not_100_percent`, `invalid_share`, `duplicate_performer`, "
+                "`unknown_performer`, `splits_empty` or `validation_error` (shape); "
+                "`details.fields.splits` says what is wrong."
+            ),
+            401: _ERRORS[401],
+            403: _ERRORS[403],
+            404: _ERRORS[404],
+            409: OpenApiResponse(
+                description="`recording_listed`: a published listing offers the recording."
+            ),
+        },
+    )
+    def put(self, request, uid: str):
+        performer, recording = _own_recording(request, uid)
+        data = _body(request, allowed={"splits"}, required={"splits"})
+        splits = services.splits_set(
+            recording=recording,
+            by=performer.user,
+            shares=_split_shares(data["splits"]),
+            request=request,
+        )
+        return Response(
+            RecordingSplitsSerializer(
+                {
+                    "recording": recording.uid,
+                    "splits": sorted(splits, key=lambda s: (-s.share_bps, s.performer_id)),
+                    "total_bps": sum(s.share_bps for s in splits),
+                }
+            ).data
+        )
 
 
 class ConsentTextApi(APIView):

@@ -13,6 +13,14 @@ urlpatterns = [
         "listings/<int:listing_id>/submit/", api.ListingSubmitApi.as_view(), name="listing-submit"
     ),
     path(
+        "listings/<int:listing_id>/unpublish/",
+        api.ListingUnpublishApi.as_view(),
+        name="listing-unpublish",
+    ),
+    path(
+        "listings/<int:listing_id>/review/", api.ListingReviewApi.as_view(), name="listing-review"
+    ),
+    path(
         "recordings/<str:uid>/signature/",
         api.RecordingSignatureApi.as_view(),
         name="recording-signature",
@@ -26,6 +34,16 @@ urlpatterns = [
         "recordings/<str:uid>/consent/",
         api.RecordingConsentApi.as_view(),
         name="recording-consent",
+    ),
+    path(
+        "recordings/<str:uid>/consent/withdraw/",
+        api.RecordingConsentWithdrawApi.as_view(),
+        name="recording-consent-withdraw",
+    ),
+    path(
+        "recordings/<str:uid>/splits/",
+        api.RecordingSplitsApi.as_view(),
+        name="recording-splits",
     ),
     path("consent-text/", api.ConsentTextApi.as_view(), name="consent-text"),
 ]

@@ -1,7 +1,20 @@
 """The consent wording performers accept, by version. A published version is
 never edited; a new wording is a new entry here and a data migration that
 stores it (``ConsentText``), so every consent record points at the exact
-words that were shown."""
+words that were shown.
+
+Enforced: ``marketplace.checks`` compares each stored version's hash with
+the hash of its text here (``manage.py migrate`` and ``manage.py check
+--database default`` fail on a difference), and tests/test_consent.py pins
+the hash of every published version."""
+
+import hashlib
+
+
+def text_sha256(body: str) -> str:
+    """The hash stored with a version and with each consent signed under it."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
 
 CURRENT_VERSION = "2026-11-v1"
 

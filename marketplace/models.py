@@ -80,10 +80,25 @@ class Recording(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     frame_rate = models.FloatField(null=True, blank=True)
 
+    class PreviewFailure(models.TextChoices):
+        """Why a preview failed, which decides whether sending the task again
+        can help (``marketplace.services.recordings.recording_previews_resend``)."""
+
+        NONE = "", "—"
+        MEDIA = "media", "The media cannot be previewed"  # permanent
+        STORAGE = "storage", "The original could not be read"  # transient: resent
+        ABANDONED = "abandoned", "No worker built it after every resend"
+
     preview = models.FileField(upload_to=preview_upload_to, max_length=300, blank=True)
     preview_status = models.CharField(
         max_length=8, choices=PreviewStatus.choices, default=PreviewStatus.PENDING
     )
+    preview_failure = models.CharField(
+        max_length=10, choices=PreviewFailure.choices, default=PreviewFailure.NONE, blank=True
+    )
+    # When the preview task was last sent (at upload, then by each resend).
+    preview_requested_at = models.DateTimeField(null=True, blank=True)
+    preview_resends = models.PositiveSmallIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -99,6 +114,14 @@ class Recording(models.Model):
                 condition=Q(duration_seconds__gt=0), name="recording_duration_positive"
             ),
             models.CheckConstraint(condition=Q(size_bytes__gt=0), name="recording_size_positive"),
+        ]
+        indexes = [
+            # The resend sweep looks only at the few previews not yet ready.
+            models.Index(
+                fields=["preview_requested_at"],
+                condition=~Q(preview_status="ready"),
+                name="recording_preview_unfinished",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ the cost of a few queries.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -385,6 +387,19 @@ def listings_including(recording: Recording) -> QuerySet[Listing]:
     )
 
 
+def listing_ids_on_offer_with(recording: Recording) -> list[int]:
+    """Listings that offer the recording now (published or in review): the
+    ones a consent withdrawal takes off sale."""
+    return list(
+        Listing.objects.filter(
+            items__recording=recording,
+            status__in=[Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW],
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def listing_history(listing: Listing, limit: int = 20):
     """The listing's audited changes, newest first (created, edited, sent to
     review, approved, rejected, unpublished)."""
@@ -432,6 +447,33 @@ def listing_for_staff(listing_id: int) -> Listing:
     if listing is None:
         raise Http404("No such listing.")
     return listing
+
+
+def performers_by_email(emails: Iterable[str]) -> dict[str, PerformerProfile]:
+    """Performer profiles by their account's email address (any case), keyed
+    lower-cased, for naming co-performers in splits. One query."""
+    wanted = {str(e).strip().lower() for e in emails if str(e).strip()}
+    if not wanted:
+        return {}
+    match = Q()
+    for email in wanted:
+        match |= Q(user__email__iexact=email)
+    profiles = PerformerProfile.objects.filter(match).select_related("user")
+    return {p.user.email.lower(): p for p in profiles}
+
+
+# --- Previews -----------------------------------------------------------------------------
+
+
+def recording_ids_for_preview_rebuild(*, include_ready: bool = False) -> list[int]:
+    """Recordings ``manage.py rebuild_previews`` builds: those whose preview
+    is not ready (pending or failed, for whatever reason), or with
+    ``include_ready`` every recording that still has its original. Removed
+    recordings are left alone."""
+    recordings = Recording.objects.exclude(status=Recording.Status.REMOVED).exclude(file="")
+    if not include_ready:
+        recordings = recordings.exclude(preview_status=Recording.PreviewStatus.READY)
+    return list(recordings.order_by("pk").values_list("pk", flat=True))
 
 
 # --- Display helpers --------------------------------------------------------------------

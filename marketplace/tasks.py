@@ -9,9 +9,11 @@ from celery import shared_task
 
 from marketplace.models import Recording
 from marketplace.services.recordings import (
+    PREVIEW_RESEND_AFTER_MINUTES,
     PreviewSourceUnavailable,
     recording_preview_build,
     recording_preview_mark_failed,
+    recording_previews_resend,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,3 +38,16 @@ def recording_preview_task(self, recording_id: int) -> str:
             return Recording.PreviewStatus.FAILED
         raise self.retry(exc=exc, countdown=min(600, 15 * 2**self.request.retries)) from exc
     return recording.preview_status
+
+
+@shared_task
+def recording_previews_resend_task(
+    older_than_minutes: int = PREVIEW_RESEND_AFTER_MINUTES,
+) -> dict[str, int]:
+    """Periodic (CELERY_BEAT_SCHEDULE): send the preview task again for
+    previews left pending or failed on storage. No retry policy: the next
+    run picks up whatever this one missed."""
+    report = recording_previews_resend(older_than_minutes=older_than_minutes)
+    if report.resent or report.abandoned:
+        logger.info("Preview resend: %s", report.as_dict())
+    return report.as_dict()

@@ -1,6 +1,7 @@
 """Who may open which page of a buyer organization. Outsiders get 404 so
 that an organization's existence never leaks; members get 403 where only
-owners may act; anonymous visitors are sent to sign in."""
+owners may act; anonymous visitors are sent to sign in. And who may call the
+marketplace API's performer and review endpoints (at the end)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from django.urls import reverse
 
 from accounts.models import ApiKey, Invitation, Membership
 from accounts.services import api_key_create, invitation_create
+from marketplace import services
+from marketplace.models import ConsentEvent
+from marketplace.services import ListingTerms
+from tests.factories import make_performer
+from tests.factories_marketplace import make_published_listing, make_sellable_recording
+from tests.listings_support import catalogue_snapshot, give_mfa_session
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +147,140 @@ def test_organization_api_visibility(client, world, role):
         assert listed.status_code == 401
     else:
         assert (slug in [o["slug"] for o in listed.json()["results"]]) == (role in {MEMBER, OWNER})
+
+
+# --- The performer and review endpoints of the marketplace API --------------------------------
+#
+# Performers act on their own recordings and listings, with their session or
+# their performer API key; another performer gets 404 (nothing leaks), a
+# person or key that is not a performer 403. Reviewing is for staff, from a
+# session that passed a second factor, never with a key.
+
+PERFORMER_OWNER, OTHER_PERFORMER, BUYER_MEMBER = "performer owner", "other performer", "buyer"
+OWNER_KEY, ORG_KEY, STAFF_NO_MFA = "owner's API key", "organization's API key", "staff, no MFA"
+API_ROLES = [
+    ANON,
+    PERFORMER_OWNER,
+    OWNER_KEY,
+    OTHER_PERFORMER,
+    BUYER_MEMBER,
+    ORG_KEY,
+    STAFF,
+    STAFF_NO_MFA,
+]
+_PERFORMER_ONLY = {
+    ANON: 401,
+    PERFORMER_OWNER: 200,
+    OWNER_KEY: 200,
+    OTHER_PERFORMER: 404,
+    BUYER_MEMBER: 403,
+    ORG_KEY: 403,
+    STAFF: 403,
+    STAFF_NO_MFA: 403,
+}
+_STAFF_ONLY = {
+    ANON: 401,
+    PERFORMER_OWNER: 403,
+    OWNER_KEY: 403,
+    OTHER_PERFORMER: 403,
+    BUYER_MEMBER: 403,
+    ORG_KEY: 403,
+    STAFF: 200,
+    STAFF_NO_MFA: 403,
+}
+# (method, path with {placeholders} from the market fixture, body, expected by role)
+API_MATRIX = [
+    ("post", "/api/v1/recordings/{listed}/consent/withdraw/", {}, _PERFORMER_ONLY),
+    ("post", "/api/v1/listings/{published}/unpublish/", None, _PERFORMER_ONLY),
+    (
+        "put",
+        "/api/v1/recordings/{unlisted}/splits/",
+        {
+            "splits": [
+                {"email": "performer@example.com", "share_bps": 6000},
+                {"email": "other-performer@example.com", "share_bps": 4000},
+            ]
+        },
+        _PERFORMER_ONLY,
+    ),
+    ("post", "/api/v1/listings/{in_review}/review/", {"decision": "approve"}, _STAFF_ONLY),
+]
+REFUSAL_CODES = {
+    401: {"not_authenticated"},
+    403: {"performer_required", "staff_required", "mfa_required"},
+    404: {"not_found"},
+}
+
+
+@pytest.fixture
+def market(performer, member, owner, organization, staff_user):
+    listed = make_sellable_recording(performer, title="Listed take")
+    published = make_published_listing(performer, [listed], reviewer=staff_user)
+    unlisted = make_sellable_recording(performer, title="Unlisted take")
+    for_review = make_sellable_recording(performer, title="Review take")
+    in_review = services.listing_create(
+        performer=performer,
+        by=performer.user,
+        recording_ids=[for_review.pk],
+        terms=ListingTerms(title="For review", price_minor=40_000, permitted_uses=["evaluation"]),
+    )
+    services.listing_submit(listing=in_review, by=performer.user)
+    other = make_performer(email="other-performer@example.com")
+    return {
+        "paths": {
+            "listed": listed.uid,
+            "unlisted": unlisted.uid,
+            "published": published.pk,
+            "in_review": in_review.pk,
+        },
+        "users": {
+            PERFORMER_OWNER: performer.user,
+            OTHER_PERFORMER: other.user,
+            BUYER_MEMBER: member,
+            STAFF: staff_user,
+            STAFF_NO_MFA: staff_user,
+        },
+        "keys": {
+            OWNER_KEY: api_key_create(
+                name="uploader", created_by=performer.user, performer=performer
+            ).secret,
+            ORG_KEY: api_key_create(
+                name="pipeline", created_by=owner, organization=organization
+            ).secret,
+        },
+    }
+
+
+def _market_state() -> dict:
+    return {**catalogue_snapshot(), "consent_events": ConsentEvent.objects.count()}
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    API_MATRIX,
+    ids=[f"{m} {p}" for m, p, *_ in API_MATRIX],
+)
+def test_marketplace_api_endpoints(client, market, role, method, path, body, expected):
+    headers = {}
+    if role in market["keys"]:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {market['keys'][role]}"
+    elif role == STAFF:
+        give_mfa_session(client, market["users"][role])
+    elif role != ANON:
+        client.force_login(market["users"][role])
+    before = _market_state()
+
+    kwargs = {"content_type": "application/json"} if body is not None else {}
+    response = getattr(client, method)(
+        path.format(**market["paths"]), body if body is not None else None, **kwargs, **headers
+    )
+
+    assert response.status_code == expected[role], response.content
+    if expected[role] != 200:
+        error = response.json()["error"]
+        assert set(error) == {"code", "message", "details"}
+        assert error["code"] in REFUSAL_CODES[expected[role]]
+        assert _market_state() == before  # a refused request changes nothing
+    else:
+        assert _market_state() != before

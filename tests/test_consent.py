@@ -4,15 +4,27 @@ version or a wrong signature is refused, and withdrawal stops sales at once."""
 from __future__ import annotations
 
 import hashlib
+import io
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import RequestFactory
 from django.urls import reverse
 
 from core.errors import Conflict, NotFound, ValidationError
 from core.models import AuditEvent
+from core.services import client_ip
 from marketplace import services
-from marketplace.consent_texts import CURRENT_VERSION, TEXTS
-from marketplace.models import CatalogueEntry, ConsentEvent, ConsentRecord, Listing
+from marketplace.checks import consent_current_version_check, consent_texts_unchanged_check
+from marketplace.consent_texts import CURRENT_VERSION, TEXTS, text_sha256
+from marketplace.models import (
+    CatalogueEntry,
+    ConsentEvent,
+    ConsentRecord,
+    ConsentText,
+    Listing,
+)
 from tests.factories import make_performer
 from tests.factories_marketplace import (
     make_published_listing,
@@ -52,6 +64,79 @@ def test_consent_stores_exact_text_version_and_hash(recording):
     assert given.kind == ConsentEvent.Kind.GIVEN
     assert given.data["version"] == CURRENT_VERSION
     assert AuditEvent.objects.filter(action="consent.given", target_id=str(recording.pk)).exists()
+
+
+# The hash of every published consent text. A version's words never change
+# (marketplace/consent_texts.py): a new wording is a new version, pinned here.
+PUBLISHED_SHA256 = {
+    "2026-11-v1": "e00c94e0f1b5519c4d52eb1338423ffe172cb2828f5f53784dc1b9abb861d494",
+}
+
+
+def test_every_published_text_still_has_its_words():
+    assert {version: text_sha256(body) for version, body in TEXTS.items()} == PUBLISHED_SHA256
+
+
+def run_consent_checks() -> str:
+    """``manage.py check --database default`` limited to the consent checks:
+    the output, or raises SystemCheckError naming what is wrong."""
+    out = io.StringIO()
+    call_command("check", "--database", "default", "--tag", "consent", stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def test_the_consent_check_passes_when_stored_texts_match_the_code(recording):
+    consent_for(recording)  # stores the current text and signs under it
+    assert "no issues" in run_consent_checks()
+    assert consent_texts_unchanged_check(databases=["default"]) == []
+
+
+def test_editing_a_text_without_a_new_version_fails_the_check(recording, monkeypatch):
+    consent_for(recording)
+    edited = TEXTS[CURRENT_VERSION].replace("six years", "twenty years")
+    assert edited != TEXTS[CURRENT_VERSION]
+    monkeypatch.setitem(TEXTS, CURRENT_VERSION, edited)
+
+    with pytest.raises(SystemCheckError) as exc:
+        run_consent_checks()
+
+    assert "residuals.consent.E001" in str(exc.value)
+    assert f"consent text version {CURRENT_VERSION} changed in code" in str(exc.value)
+    (error,) = consent_texts_unchanged_check(databases=["default"])
+    assert error.id == "residuals.consent.E001"
+    # Without a database the check has nothing to compare and stays silent,
+    # so ordinary commands never touch the database for it.
+    assert consent_texts_unchanged_check() == []
+
+
+def test_the_same_edit_under_a_new_version_passes(recording, monkeypatch):
+    consent_for(recording)
+    monkeypatch.setitem(TEXTS, "2027-01-v2", TEXTS[CURRENT_VERSION] + "\nA new clause.\n")
+    assert consent_texts_unchanged_check(databases=["default"]) == []
+
+
+def test_a_stored_text_edited_in_the_database_fails_the_check(recording):
+    consent_for(recording)
+    ConsentText.objects.update(body=TEXTS[CURRENT_VERSION].replace("six", "two"))
+    ids = [m.id for m in consent_texts_unchanged_check(databases=["default"])]
+    assert ids == ["residuals.consent.E002"]
+
+
+def test_a_signed_version_removed_from_code_fails_the_check(recording, monkeypatch):
+    consent_for(recording)
+    monkeypatch.delitem(TEXTS, CURRENT_VERSION)
+    ids = [m.id for m in consent_texts_unchanged_check(databases=["default"])]
+    assert ids == ["residuals.consent.E003"]
+    (error,) = consent_current_version_check()
+    assert error.id == "residuals.consent.E005"
+
+
+def test_a_consent_record_with_a_foreign_hash_fails_the_check(recording):
+    consent_for(recording)
+    ConsentRecord.objects.update(consent_text_sha256="0" * 64)
+    (error,) = consent_texts_unchanged_check(databases=["default"])
+    assert error.id == "residuals.consent.E004"
+    assert error.msg.startswith("1 consent record(s)")
 
 
 def test_outdated_text_version_is_refused_and_nothing_saved(recording):
@@ -349,3 +434,175 @@ def test_api_consent_given(client, recording):
     assert body["consent_text_version"] == CURRENT_VERSION
     assert body["allowed_uses"] == ["evaluation"]
     assert ConsentRecord.objects.get().user_agent == "pipeline/1.0"
+
+
+# --- Where a consent came from: the client behind the proxies ---------------------------------
+
+PROXY = "10.0.0.5"
+CLIENT = "203.0.113.9"
+
+
+def request_from(remote_addr: str, forwarded_for: str | None = None):
+    headers = {"REMOTE_ADDR": remote_addr}
+    if forwarded_for is not None:
+        headers["HTTP_X_FORWARDED_FOR"] = forwarded_for
+    return RequestFactory().post("/", **headers)
+
+
+@pytest.fixture
+def behind_proxies(settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24", "192.0.2.1", "2001:db8:1::/48"]
+    return settings
+
+
+def test_without_trusted_proxies_the_forwarded_header_is_ignored(settings):
+    settings.TRUSTED_PROXIES = []
+    assert client_ip(request_from(PROXY, CLIENT)) == PROXY
+    assert client_ip(request_from(CLIENT)) == CLIENT
+    assert client_ip(None) is None
+
+
+def test_a_trusted_proxy_gives_the_client_it_saw(behind_proxies):
+    assert client_ip(request_from(PROXY, CLIENT)) == CLIENT
+    # No header (a health check from the proxy itself): the proxy.
+    assert client_ip(request_from(PROXY)) == PROXY
+
+
+def test_an_untrusted_sender_cannot_spoof_its_address(behind_proxies):
+    # Straight to the app server, claiming to be someone else.
+    assert client_ip(request_from(CLIENT, "198.51.100.77")) == CLIENT
+    # Through the proxy, with a forged entry in front: the proxy appended
+    # the real address, and only that right-most untrusted entry counts.
+    forged = f"198.51.100.77, {CLIENT}"
+    assert client_ip(request_from(PROXY, forged)) == CLIENT
+    # A forged trusted-looking entry to the left of the real client is
+    # never reached either.
+    assert client_ip(request_from(PROXY, f"10.0.0.9, {CLIENT}")) == CLIENT
+
+
+def test_several_trusted_hops_are_walked_from_the_right(behind_proxies):
+    # client → CDN edge (untrusted network, but a real hop) → load balancer
+    # 192.0.2.1 → nginx 10.0.0.5 → app
+    chain = f"{CLIENT}, 198.51.100.20, 192.0.2.1"
+    assert client_ip(request_from(PROXY, chain)) == "198.51.100.20"
+    chain = f"198.51.100.77, {CLIENT}, 192.0.2.1, 10.0.0.7"
+    assert client_ip(request_from(PROXY, chain)) == CLIENT
+    # Every hop trusted (an internal caller): the left-most.
+    assert client_ip(request_from(PROXY, "10.0.0.8, 192.0.2.1")) == "10.0.0.8"
+
+
+def test_forwarded_entries_with_ports_ipv6_and_garbage(behind_proxies):
+    assert client_ip(request_from(PROXY, f"{CLIENT}:51234")) == CLIENT
+    assert client_ip(request_from(PROXY, "[2001:db8:9::1]:443")) == "2001:db8:9::1"
+    assert client_ip(request_from("2001:db8:1::2", "2001:db8:9::1")) == "2001:db8:9::1"
+    assert client_ip(request_from("::ffff:10.0.0.5", CLIENT)) == CLIENT
+    # Garbage can only come from the client side: stop at the nearest hop
+    # a trusted proxy vouched for.
+    assert client_ip(request_from(PROXY, "not-an-ip")) == PROXY
+    assert client_ip(request_from(PROXY, "not-an-ip, 192.0.2.1")) == "192.0.2.1"
+    assert client_ip(request_from(PROXY, f"not-an-ip, {CLIENT}")) == CLIENT
+
+
+def test_bad_trusted_proxies_refuse_to_start():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.settings import _trusted_proxies
+
+    assert _trusted_proxies([" 10.0.0.1 ", "", "10.1.0.0/16", "2001:db8::/32"]) == [
+        "10.0.0.1/32",
+        "10.1.0.0/16",
+        "2001:db8::/32",
+    ]
+    with pytest.raises(ImproperlyConfigured, match=r"TRUSTED_PROXIES: '10\.0\.0\.300'"):
+        _trusted_proxies(["10.0.0.300"])
+
+
+def test_a_consent_given_through_the_proxy_records_the_client(client, recording, behind_proxies):
+    client.force_login(recording.performer.user)
+    response = client.post(
+        f"/api/v1/recordings/{recording.uid}/consent/",
+        {
+            "allowed_uses": ["evaluation"],
+            "sensitive_content": [],
+            "sensitive_content_licensable": False,
+            "signature_name": recording.performer.legal_name,
+            "consent_text_version": CURRENT_VERSION,
+        },
+        content_type="application/json",
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=f"198.51.100.77, {CLIENT}",
+    )
+    assert response.status_code == 201, response.content
+    consent = ConsentRecord.objects.get()
+    assert consent.ip_address == CLIENT
+    assert ConsentEvent.objects.get(consent=consent).ip_address == CLIENT
+    audit = AuditEvent.objects.get(action="consent.given")
+    assert audit.ip_address == CLIENT
+
+
+# --- The API: POST /api/v1/recordings/<uid>/consent/withdraw/ --------------------------------
+
+
+def withdraw(client, recording, body=None, **extra):
+    return client.post(
+        f"/api/v1/recordings/{recording.uid}/consent/withdraw/",
+        body if body is not None else {},
+        content_type="application/json",
+        **extra,
+    )
+
+
+def test_api_withdrawal_stops_sales_at_once(client, listed):
+    from accounts.services import api_key_create
+
+    recording, listing = listed
+    performer = recording.performer
+    key = api_key_create(name="k", created_by=performer.user, performer=performer).secret
+
+    response = withdraw(
+        client,
+        recording,
+        {"reason": "I no longer want this out there."},
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        REMOTE_ADDR="198.51.100.23",
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["recording"] == recording.uid
+    assert body["withdrawn_at"] is not None
+    assert body["withdrawal_reason"] == "I no longer want this out there."
+    assert body["unpublished_listings"] == [listing.pk]
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.UNPUBLISHED
+    assert not CatalogueEntry.objects.filter(recording=recording).exists()
+    assert not services.listing_is_for_sale(listing)
+    event = ConsentEvent.objects.get(kind=ConsentEvent.Kind.WITHDRAWN)
+    assert event.ip_address == "198.51.100.23" and event.actor == performer.user
+    audit = AuditEvent.objects.get(action="consent.withdrawn")
+    assert audit.actor_api_key_prefix and audit.ip_address == "198.51.100.23"
+
+
+def test_api_withdrawal_without_a_body_and_twice(client, recording):
+    consent_for(recording)
+    client.force_login(recording.performer.user)
+    response = client.post(f"/api/v1/recordings/{recording.uid}/consent/withdraw/")
+    assert response.status_code == 200
+    assert response.json()["unpublished_listings"] == []
+    events = ConsentEvent.objects.count()
+    again = withdraw(client, recording)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "no_active_consent"
+    assert ConsentEvent.objects.count() == events
+
+
+@pytest.mark.parametrize(
+    "body", [{"reason": 12}, {"reason": "x" * 2001}, {"why": "because"}], ids=str
+)
+def test_api_withdrawal_with_a_bad_body_changes_nothing(client, recording, body):
+    consent_for(recording)
+    client.force_login(recording.performer.user)
+    response = withdraw(client, recording, body)
+    assert response.status_code == 400
+    assert set(response.json()["error"]["details"]["fields"]) == set(body)
+    assert ConsentRecord.objects.get().withdrawn_at is None

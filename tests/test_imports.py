@@ -900,3 +900,141 @@ def test_the_import_endpoints_are_csrf_protected(performer, batch):
     )
     assert response.status_code == 200
     assert json.loads(response.content)["results"][0]["row"]["status"] == "imported"
+
+
+# --- A session's worth of takes through the browser ----------------------------------------------
+
+BATCH_SIZE = 100
+# Rows the manifest itself refuses, and files that are not what they claim.
+BAD_MANIFEST_ROWS = {
+    7: ({"primary_emotion": "angry"}, "unknown_emotion"),
+    23: ({"intensity": "9"}, "out_of_range"),
+    41: ({"recording_date": TOMORROW}, "date_in_future"),
+}
+BAD_FILES = {58: "unsupported_media_type", 76: "corrupt_media"}
+# Queries to import one good file: the row, the recording with provenance,
+# split and audit, the signature, the consent and its event, the catalogue
+# refresh. About 30 when written (35 for a request of one file, with the
+# session, user, batch and summary); the bound leaves room for a query or
+# two more per file, not for one per row of the batch.
+QUERIES_PER_FILE = 32
+QUERIES_PER_REQUEST = 6
+
+
+def session_of_takes() -> tuple[list[dict], dict[str, bytes]]:
+    rows, files = [], {}
+    for i in range(BATCH_SIZE):
+        name = f"take-{i:03}.wav"
+        overrides, _ = BAD_MANIFEST_ROWS.get(i, ({}, ""))
+        rows.append(row(name, **{"intensity": str(i % 5 + 1), **overrides}))
+        files[name] = tiny_wav(i, seconds=0.05)
+    files["take-058.wav"] = b"Notes from the session, saved with the wrong name.\n" * 20
+    good = tiny_wav(1000 + 76, seconds=0.5)
+    files["take-076.wav"] = good[: len(good) // 2]  # cut off mid-stream
+    return rows, files
+
+
+def expected_outcome(i: int, *, rerun: bool = False) -> tuple[str, str]:
+    if i in BAD_MANIFEST_ROWS:
+        return "refused", BAD_MANIFEST_ROWS[i][1]
+    if i in BAD_FILES:
+        return "refused", BAD_FILES[i]
+    return ("already_imported" if rerun else "imported"), ""
+
+
+def upload_session(client, batch, files, mode) -> tuple[list[dict], dict[str, int]]:
+    """Upload every file as the page does: its script sends one file per
+    request; without the script the form posts them all at once. Returns
+    the answers, and (one file per request) the queries each file took."""
+    url = reverse("recording_import_file", args=[batch.pk])
+    if mode == "one file per request":
+        results, queries = [], {}
+        for name, data in files.items():
+            with CaptureQueriesContext(connection) as captured:
+                response = client.post(
+                    url,
+                    {"files": SimpleUploadedFile(name, data, "audio/wav")},
+                    HTTP_ACCEPT="application/json",
+                )
+            assert response.status_code == 200, response.content
+            results += response.json()["results"]
+            queries[name] = len(captured)
+        return results, queries
+    response = client.post(
+        url,
+        {"files": [SimpleUploadedFile(n, d, "audio/wav") for n, d in files.items()]},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["results"], {}
+
+
+def assert_no_growth_per_file(queries: dict[str, int]) -> None:
+    """A late file costs what the first did (one file per request). The very
+    last also finishes the batch, which takes a few queries of its own."""
+    good = [
+        count
+        for i, count in enumerate(queries.values())
+        if i not in BAD_MANIFEST_ROWS and i not in BAD_FILES
+    ]
+    if good:
+        assert max(good[-10:-1]) <= good[0] + 2, good
+
+
+@pytest.mark.parametrize("mode", ["one file per request", "all files in one request"])
+def test_a_batch_of_100_files_imports_through_the_browser(
+    performer_client, performer, settings, django_assert_max_num_queries, mode
+):
+    rows, files = session_of_takes()
+    response = start_web_batch(performer_client, performer, rows)
+    batch = ImportBatch.objects.get()
+    assert response["Location"] == reverse("recording_import_detail", args=[batch.pk])
+    requests = BATCH_SIZE if mode == "one file per request" else 1
+
+    with django_assert_max_num_queries(
+        QUERIES_PER_FILE * BATCH_SIZE + QUERIES_PER_REQUEST * requests
+    ):
+        results, queries = upload_session(performer_client, batch, files, mode)
+    assert_no_growth_per_file(queries)
+
+    # Every file has an answer, and every row its outcome.
+    assert [r["file_name"] for r in results] == list(files)
+    by_name = {r["file_name"]: r for r in results}
+    for i in BAD_MANIFEST_ROWS:
+        assert by_name[f"take-{i:03}.wav"]["error"]["code"] == "row_refused"
+    outcome = {r.file_name: (r.status, r.error_code) for r in batch.rows.all()}
+    assert outcome == {f"take-{i:03}.wav": expected_outcome(i) for i in range(BATCH_SIZE)}
+    good = BATCH_SIZE - len(BAD_MANIFEST_ROWS) - len(BAD_FILES)
+    assert Recording.objects.filter(performer=performer).count() == good
+    assert ConsentRecord.objects.count() == EmotionalSignature.objects.count() == good
+    assert Provenance.objects.count() == good
+    assert len(stored_originals(settings)) == good
+    imported = batch.rows.get(file_name="take-042.wav").recording
+    assert imported.signature.intensity == 3 and imported.provenance.studio == "Studio B"
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+
+    page = performer_client.get(reverse("recording_import_detail", args=[batch.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert html.count('href="/recordings/REC-') >= good
+    assert "must be 1 to 5 (found 9)" in html
+
+    # The same session again: a new batch, the same manifest and files.
+    start_web_batch(performer_client, performer, rows)
+    rerun = ImportBatch.objects.exclude(pk=batch.pk).get()
+    with django_assert_max_num_queries(
+        QUERIES_PER_FILE * BATCH_SIZE + QUERIES_PER_REQUEST * requests
+    ):
+        _, queries = upload_session(performer_client, rerun, files, mode)
+    assert_no_growth_per_file(queries)
+    outcome = {r.file_name: (r.status, r.error_code) for r in rerun.rows.all()}
+    assert outcome == {
+        f"take-{i:03}.wav": expected_outcome(i, rerun=True) for i in range(BATCH_SIZE)
+    }
+    assert Recording.objects.count() == good
+    assert ConsentRecord.objects.count() == good
+    assert len(stored_originals(settings)) == good
+    first = {r.file_name: r.recording_id for r in batch.rows.exclude(recording=None)}
+    again = {r.file_name: r.recording_id for r in rerun.rows.exclude(recording=None)}
+    assert again == first

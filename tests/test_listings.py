@@ -635,3 +635,187 @@ def test_provenance_date_in_the_future_is_refused(performer, ready):
             recording_date=date(2999, 1, 1),
         )
     assert list(exc.value.details["fields"]) == ["recording_date"]
+
+
+# --- The API: unpublish and splits ---------------------------------------------------------------
+
+
+def test_api_unpublish_takes_a_published_listing_off_sale(client, performer, ready, staff, api_key):
+    listing = make_published_listing(performer, [ready], reviewer=staff)
+    assert CatalogueEntry.objects.filter(listing=listing).exists()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api_key}"}
+
+    response = client.post(f"/api/v1/listings/{listing.pk}/unpublish/", **auth)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "unpublished"
+    assert response.json()["rejection_reason"] == ""
+    assert not CatalogueEntry.objects.filter(listing=listing).exists()
+    audit = AuditEvent.objects.get(action="listing.unpublished", target_id=str(listing.pk))
+    assert audit.actor == performer.user and audit.actor_api_key_prefix
+
+    again = client.post(f"/api/v1/listings/{listing.pk}/unpublish/", **auth)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invalid_listing_transition"
+
+
+def test_api_unpublish_of_a_draft_is_a_conflict(client, performer, ready):
+    listing = create(performer, [ready])
+    client.force_login(performer.user)
+    response = client.post(f"/api/v1/listings/{listing.pk}/unpublish/")
+    assert response.status_code == 409
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.DRAFT
+
+
+def put_splits(client, recording, splits, **extra):
+    return client.put(
+        f"/api/v1/recordings/{recording.uid}/splits/",
+        {"splits": splits},
+        content_type="application/json",
+        **extra,
+    )
+
+
+def test_api_splits_are_replaced(client, performer, ready, co_performer, api_key):
+    response = put_splits(
+        client,
+        ready,
+        [
+            {"email": "DEE@example.com", "share_bps": 4000},
+            {"email": performer.user.email, "share_bps": 6000},
+        ],
+        HTTP_AUTHORIZATION=f"Bearer {api_key}",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "recording": ready.uid,
+        "splits": [
+            {"email": performer.user.email, "stage_name": "Cy", "share_bps": 6000},
+            {"email": "dee@example.com", "stage_name": "Dee", "share_bps": 4000},
+        ],
+        "total_bps": 10_000,
+    }
+    shares = dict(
+        RecordingSplit.objects.filter(recording=ready).values_list("performer", "share_bps")
+    )
+    assert shares == {performer.pk: 6000, co_performer.pk: 4000}
+    assert AuditEvent.objects.filter(action="splits.set", target_id=str(ready.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("splits", "code"),
+    [
+        (
+            [
+                {"email": "cy@example.com", "share_bps": 6000},
+                {"email": "dee@example.com", "share_bps": 3000},
+            ],
+            "splits_not_100_percent",
+        ),
+        (
+            [
+                {"email": "cy@example.com", "share_bps": 6000},
+                {"email": "dee@example.com", "share_bps": 5000},
+            ],
+            "splits_not_100_percent",
+        ),
+        (
+            [
+                {"email": "cy@example.com", "share_bps": 10_000},
+                {"email": "dee@example.com", "share_bps": 0},
+            ],
+            "invalid_share",
+        ),
+        (
+            [
+                {"email": "cy@example.com", "share_bps": "60%"},
+                {"email": "dee@example.com", "share_bps": 4000},
+            ],
+            "invalid_share",
+        ),
+        (
+            [
+                {"email": "cy@example.com", "share_bps": 5000.0},
+                {"email": "dee@example.com", "share_bps": 5000},
+            ],
+            "invalid_share",
+        ),
+        (
+            [
+                {"email": "cy@example.com", "share_bps": 5000},
+                {"email": "CY@example.com", "share_bps": 5000},
+            ],
+            "duplicate_performer",
+        ),
+        (
+            [
+                {"email": "cy@example.com", "share_bps": 5000},
+                {"email": "nobody@example.com", "share_bps": 5000},
+            ],
+            "unknown_performer",
+        ),
+        ([], "splits_empty"),
+        ([{"email": "cy@example.com"}], "validation_error"),
+        ([{"email": "cy@example.com", "share_bps": 10_000, "role": "lead"}], "validation_error"),
+        ("cy@example.com", "validation_error"),
+        ([["cy@example.com", 10_000]], "validation_error"),
+    ],
+)
+def test_api_bad_splits_are_refused_with_a_code_and_change_nothing(
+    client, performer, ready, co_performer, splits, code
+):
+    client.force_login(performer.user)
+    before = catalogue_snapshot()
+    response = put_splits(client, ready, splits)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert "splits" in error["details"]["fields"]
+    assert catalogue_snapshot() == before
+
+
+def test_api_unknown_co_performers_are_named(client, performer, ready):
+    client.force_login(performer.user)
+    response = put_splits(
+        client,
+        ready,
+        [
+            {"email": "cy@example.com", "share_bps": 5000},
+            {"email": "ghost@example.com", "share_bps": 5000},
+        ],
+    )
+    error = response.json()["error"]
+    assert error["details"]["emails"] == ["ghost@example.com"]
+    assert "ghost@example.com" in error["message"]
+
+
+def test_api_splits_cannot_change_under_a_published_listing(
+    client, performer, ready, co_performer, staff
+):
+    make_published_listing(performer, [ready], reviewer=staff)
+    client.force_login(performer.user)
+    response = put_splits(
+        client,
+        ready,
+        [
+            {"email": "cy@example.com", "share_bps": 5000},
+            {"email": "dee@example.com", "share_bps": 5000},
+        ],
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording_listed"
+    assert RecordingSplit.objects.get(recording=ready).share_bps == 10_000
+
+
+def test_the_schema_documents_the_new_listing_endpoints(client):
+    schema = client.get("/api/schema/?format=json").json()
+    paths = schema["paths"]
+    assert "post" in paths["/api/v1/listings/{listing_id}/unpublish/"]
+    assert "post" in paths["/api/v1/listings/{listing_id}/review/"]
+    assert "post" in paths["/api/v1/recordings/{uid}/consent/withdraw/"]
+    splits = paths["/api/v1/recordings/{uid}/splits/"]["put"]
+    assert "splits_not_100_percent" in splits["responses"]["400"]["description"]
+    assert "409" in splits["responses"]
+    review = paths["/api/v1/listings/{listing_id}/review/"]["post"]
+    assert "mfa_required" in review["responses"]["403"]["description"]

@@ -201,3 +201,127 @@ def test_non_staff_get_403_on_the_queue(client, performer):
     buyer = make_user(email="buyer@acme.example")
     client.force_login(buyer)
     assert client.get(reverse("staff_listing_review")).status_code == 403
+
+
+# --- The API: POST /api/v1/listings/<id>/review/ ----------------------------------------------
+
+
+def review(client, listing, body, **extra):
+    return client.post(
+        f"/api/v1/listings/{listing.pk}/review/", body, content_type="application/json", **extra
+    )
+
+
+def test_api_approve_publishes_through_the_service(client, performer, staff):
+    listing = submitted(performer)
+    give_mfa_session(client, staff)
+
+    response = review(client, listing, {"decision": "approve"})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "published" and body["published_at"]
+    assert body["recordings"] == [item.recording.uid for item in listing.items.all()]
+    listing.refresh_from_db()
+    assert listing.reviewed_by == staff
+    assert CatalogueEntry.objects.filter(listing=listing).count() == 1
+    audit = AuditEvent.objects.get(action="listing.published", target_id=str(listing.pk))
+    assert audit.actor == staff
+
+
+def test_api_reject_needs_a_reason_the_performer_then_sees(client, performer, staff):
+    listing = submitted(performer)
+    give_mfa_session(client, staff)
+
+    response = review(client, listing, {"decision": "reject", "reason": "  "})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]["fields"]) == ["reason"]
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.IN_REVIEW
+
+    response = review(client, listing, {"decision": "reject", "reason": "Crop the silence."})
+    assert response.status_code == 200
+    assert response.json()["status"] == "rejected"
+    assert response.json()["rejection_reason"] == "Crop the silence."
+
+    client.force_login(performer.user)
+    mine = client.get(f"/api/v1/listings/{listing.pk}/").json()
+    assert mine["rejection_reason"] == "Crop the silence."
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({}, 400, "validation_error", "decision"),
+        ({"decision": "publish"}, 400, "unknown_choice", "decision"),
+        ({"decision": ["approve"]}, 400, "unknown_choice", "decision"),
+        ({"decision": "reject", "reason": 7}, 400, "validation_error", "reason"),
+        ({"decision": "approve", "note": "x"}, 400, "validation_error", "note"),
+    ],
+)
+def test_api_review_refuses_bad_bodies_and_changes_nothing(
+    client, performer, staff, body, status, code, field
+):
+    listing = submitted(performer)
+    give_mfa_session(client, staff)
+    response = review(client, listing, body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert field in error["details"]["fields"]
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.IN_REVIEW
+
+
+def test_api_review_of_a_listing_not_in_review_is_a_conflict(client, performer, staff):
+    listing = submitted(performer)
+    services.listing_review(listing=listing, by=staff, approve=True)
+    give_mfa_session(client, staff)
+    response = review(client, listing, {"decision": "approve"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "invalid_listing_transition"
+
+
+def test_api_approve_of_an_unready_listing_names_the_problems(client, performer, staff):
+    listing = submitted(performer)
+    services.provenance_save(
+        recording=listing.recordings.get(),
+        by=performer.user,
+        performer_name="",
+        performer_contact="di@example.com",
+        recording_date=None,
+    )
+    give_mfa_session(client, staff)
+    response = review(client, listing, {"decision": "approve"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "listing_not_ready"
+    assert any("performer_name" in p for p in error["details"]["problems"])
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.IN_REVIEW
+
+
+def test_api_review_needs_a_second_factor_and_never_takes_a_key(client, performer, staff):
+    from accounts.services import api_key_create
+
+    listing = submitted(performer)
+    client.force_login(staff)  # signed in, but no second factor in this session
+    response = review(client, listing, {"decision": "approve"})
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "mfa_required")
+
+    staff_performer = make_performer(email=staff.email, user=staff)
+    key = api_key_create(name="k", created_by=staff, performer=staff_performer).secret
+    client.logout()
+    response = review(client, listing, {"decision": "approve"}, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "staff_required")
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.IN_REVIEW
+
+
+def test_api_review_of_a_missing_listing_is_404(client, staff):
+    give_mfa_session(client, staff)
+    response = client.post(
+        "/api/v1/listings/987654/review/", {"decision": "approve"}, content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

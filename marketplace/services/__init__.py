@@ -22,7 +22,6 @@ Rules that must hold (DESIGN.md invariants 5, 6 and 8):
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,10 +33,10 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import PerformerProfile, User
+from accounts.models import ApiKey, PerformerProfile, User
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.services import audit_record, client_ip
-from marketplace.consent_texts import CURRENT_VERSION, TEXTS
+from marketplace.consent_texts import CURRENT_VERSION, TEXTS, text_sha256
 from marketplace.models import (
     CatalogueEntry,
     ConsentEvent,
@@ -67,6 +66,12 @@ TOTAL_BPS = 10_000
 
 def _field_error(field: str, message: str, code: str = "validation_error") -> ValidationError:
     return ValidationError(f"{field}: {message}", code=code, details={"fields": {field: [message]}})
+
+
+def _api_key_of(request: HttpRequest | None) -> ApiKey | None:
+    """The API key a request was made with, for the audit record."""
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) else None
 
 
 def _require_owner(recording: Recording, user: User) -> None:
@@ -115,7 +120,13 @@ def provenance_save(
     provenance.studio = studio.strip()
     provenance.annotator = annotator.strip()
     provenance.save()
-    audit_record(action="provenance.saved", actor=by, target=recording, request=request)
+    audit_record(
+        action="provenance.saved",
+        actor=by,
+        target=recording,
+        request=request,
+        api_key=_api_key_of(request),
+    )
     _refresh_listings_of(recording)
     return provenance
 
@@ -131,7 +142,7 @@ def consent_text_current() -> ConsentText:
         version=CURRENT_VERSION,
         defaults={
             "body": body,
-            "sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "sha256": text_sha256(body),
             "published_at": timezone.now(),
         },
     )
@@ -237,6 +248,7 @@ def consent_give(
         actor=by,
         target=recording,
         request=request,
+        api_key=_api_key_of(request),
         data={"consent": consent.pk, "allowed_uses": uses, "version": text.version},
     )
     # A narrower consent takes the listings it no longer covers off sale at
@@ -286,7 +298,13 @@ def consent_withdraw(
         ip_address=client_ip(request),
         data={"reason": consent.withdrawal_reason},
     )
-    audit_record(action="consent.withdrawn", actor=by, target=recording, request=request)
+    audit_record(
+        action="consent.withdrawn",
+        actor=by,
+        target=recording,
+        request=request,
+        api_key=_api_key_of(request),
+    )
     for listing in Listing.objects.select_for_update().filter(
         items__recording=recording, status__in=[Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW]
     ):
@@ -344,6 +362,7 @@ def recording_set_status(
         actor=by,
         target=recording,
         request=request,
+        api_key=_api_key_of(request),
         data={"from": old, "to": status, "reason": reason[:2000]},
     )
     if status == Recording.Status.REMOVED:
@@ -587,6 +606,7 @@ def signature_save(
         actor=by,
         target=recording,
         request=request,
+        api_key=_api_key_of(request),
         data={"primary_emotion": primary_emotion, "intensity": intensity},
     )
     _refresh_listings_of(recording)
@@ -604,19 +624,29 @@ def splits_set(
     shares: Sequence[tuple[PerformerProfile, int]],
     request: HttpRequest | None = None,
 ) -> list[RecordingSplit]:
-    """Replace the recording's splits. Basis points must sum to exactly 10,000."""
+    """Replace the recording's splits. Basis points must sum to exactly 10,000.
+
+    Error codes: ``splits_empty``, ``duplicate_performer``, ``invalid_share``
+    (not a whole number from 1 to 10,000), ``splits_not_100_percent``, and
+    409 ``recording_listed`` while a published listing offers the recording."""
     _require_owner(recording, by)
     if not shares:
-        raise _field_error("splits", "At least one performer must share the recording.")
+        raise _field_error(
+            "splits", "At least one performer must share the recording.", code="splits_empty"
+        )
     seen = set()
     total = 0
     for performer, bps in shares:
         if performer.pk in seen:
-            raise _field_error("splits", f"{performer.stage_name} appears twice.")
+            raise _field_error(
+                "splits", f"{performer.stage_name} appears twice.", code="duplicate_performer"
+            )
         seen.add(performer.pk)
         if not isinstance(bps, int) or isinstance(bps, bool) or not 1 <= bps <= TOTAL_BPS:
             raise _field_error(
-                "splits", "Each share is a whole number of basis points from 1 to 10,000."
+                "splits",
+                "Each share is a whole number of basis points from 1 to 10,000.",
+                code="invalid_share",
             )
         total += bps
     if total != TOTAL_BPS:
@@ -640,6 +670,7 @@ def splits_set(
         actor=by,
         target=recording,
         request=request,
+        api_key=_api_key_of(request),
         data={"splits": {str(p.pk): b for p, b in shares}},
     )
     return splits
@@ -894,6 +925,7 @@ def listing_create(
         actor=by,
         target=listing,
         request=request,
+        api_key=_api_key_of(request),
         data={"recordings": [r.uid for r in recordings], "terms": values},
     )
     return listing
@@ -947,6 +979,7 @@ def listing_update(
         actor=by,
         target=listing,
         request=request,
+        api_key=_api_key_of(request),
         data={"before": before, "after": values, "revision": listing.revision},
     )
     catalogue_refresh_listing(listing)
@@ -1012,6 +1045,7 @@ def _listing_set_status(
         actor=by,
         target=listing,
         request=request,
+        api_key=_api_key_of(request),
         data={"from": old, "to": status, "reason": reason},
     )
     catalogue_refresh_listing(listing)

@@ -15,11 +15,20 @@ cannot be decoded, raises core.errors.ValidationError with a stable code
 again by the same performer raise core.errors.Conflict(code=
 "duplicate_recording", details={"recording": uid}).
 
-    recording_preview_build(recording) -> Recording
+    recording_preview_build(recording, *, force=False) -> Recording
 
 Makes the preview (``marketplace.media.make_preview``) from the original,
 read through the storage API, and stores it through the storage API.
-Idempotent; run by ``marketplace.tasks.recording_preview_task``.
+Idempotent; run by ``marketplace.tasks.recording_preview_task``, and by
+``manage.py rebuild_previews`` (``force`` rebuilds a ready preview too).
+
+    recording_previews_resend(*, older_than_minutes=15, ...) -> PreviewResendReport
+
+Sends the preview task again for previews still pending, or failed because
+storage could not be read, longer than ``older_than_minutes``: a broker
+outage at upload time, or a worker that died with the message, must not
+leave a preview "being prepared" for ever. Run by beat through
+``marketplace.tasks.recording_previews_resend_task``.
 """
 
 from __future__ import annotations
@@ -32,19 +41,21 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import ApiKey, PerformerProfile, User
 from core.errors import Conflict, PermissionDenied, ValidationError
-from core.services import audit_record
+from core.services import audit_record, audit_records
 from marketplace import media
 from marketplace.models import Provenance, Recording, RecordingSplit
 
@@ -204,15 +215,19 @@ def _api_key_of(request: HttpRequest | None) -> ApiKey | None:
     return auth if isinstance(auth, ApiKey) else None
 
 
-def _enqueue_preview(recording_id: int) -> None:
+def _enqueue_preview(recording_id: int) -> bool:
+    """Send the preview task; False when the broker refused it."""
     from marketplace.tasks import recording_preview_task
 
     try:
         recording_preview_task.delay(recording_id)
     except Exception:
         # The recording is saved; a broker outage only delays its preview,
-        # which stays "pending" until the task is sent again.
+        # which stays "pending" until recording_previews_resend sends the
+        # task again.
         logger.exception("Could not enqueue the preview of recording %s", recording_id)
+        return False
+    return True
 
 
 # --- Create ------------------------------------------------------------------------------
@@ -307,6 +322,7 @@ def _store(
         height=facts.height,
         frame_rate=facts.frame_rate,
         preview_status=Recording.PreviewStatus.PENDING,
+        preview_requested_at=timezone.now(),
     )
     try:
         with transaction.atomic():
@@ -423,17 +439,22 @@ def _facts_of(recording: Recording) -> media.MediaFacts:
     )
 
 
-def recording_preview_build(recording: Recording) -> Recording:
+def _is_ready(recording: Recording) -> bool:
+    return recording.preview_status == Recording.PreviewStatus.READY and bool(recording.preview)
+
+
+def recording_preview_build(recording: Recording, *, force: bool = False) -> Recording:
     """Build and store the recording's preview; set ``preview_status`` to
     ready, or failed when the media cannot be previewed.
 
-    Idempotent: a recording whose preview is ready is left alone, and when
-    two workers build at once (a redelivered task) the first to finish
-    keeps its file and the other discards its own. Raises
+    Idempotent: a recording whose preview is ready is left alone (unless
+    ``force``: then it is rebuilt and the old file deleted after commit),
+    and when two workers build at once (a redelivered task) the first to
+    finish keeps its file and the other discards its own. Raises
     ``PreviewSourceUnavailable`` when storage cannot be read, so the task
     retries."""
     recording = Recording.objects.get(pk=recording.pk)
-    if recording.preview_status == Recording.PreviewStatus.READY and recording.preview:
+    if _is_ready(recording) and not force:
         return recording
     if not recording.file:
         return _preview_failed(recording, "The recording has no file.")
@@ -448,14 +469,17 @@ def recording_preview_build(recording: Recording) -> Recording:
     try:
         with transaction.atomic():
             locked = Recording.objects.select_for_update().get(pk=recording.pk)
-            if locked.preview_status == Recording.PreviewStatus.READY and locked.preview:
+            if _is_ready(locked) and not force:
                 return locked  # another worker finished first
             old_name = locked.preview.name if locked.preview else ""
             with preview.path.open("rb") as handle:
                 locked.preview.save(f"preview.{preview.extension}", File(handle), save=False)
             locked.preview_status = Recording.PreviewStatus.READY
+            locked.preview_failure = Recording.PreviewFailure.NONE
             try:
-                locked.save(update_fields=["preview", "preview_status", "updated_at"])
+                locked.save(
+                    update_fields=["preview", "preview_status", "preview_failure", "updated_at"]
+                )
             except BaseException:
                 _delete_stored(locked.preview)
                 raise
@@ -465,27 +489,150 @@ def recording_preview_build(recording: Recording) -> Recording:
             audit_record(
                 action="recording.preview_ready",
                 target=locked,
-                data={"preview": locked.preview.name, "bytes": preview.path.stat().st_size},
+                data={
+                    "preview": locked.preview.name,
+                    "bytes": preview.path.stat().st_size,
+                    "rebuilt": bool(old_name),
+                },
             )
         return locked
     finally:
         preview.path.unlink(missing_ok=True)
 
 
-def _preview_failed(recording: Recording, reason: str) -> Recording:
+def _preview_failed(
+    recording: Recording,
+    reason: str,
+    failure: str = Recording.PreviewFailure.MEDIA,
+) -> Recording:
     with transaction.atomic():
         locked = Recording.objects.select_for_update().get(pk=recording.pk)
-        if locked.preview_status == Recording.PreviewStatus.READY and locked.preview:
+        if _is_ready(locked):
             return locked
         locked.preview_status = Recording.PreviewStatus.FAILED
-        locked.save(update_fields=["preview_status", "updated_at"])
-        audit_record(action="recording.preview_failed", target=locked, data={"reason": reason})
+        locked.preview_failure = failure
+        locked.save(update_fields=["preview_status", "preview_failure", "updated_at"])
+        audit_record(
+            action="recording.preview_failed",
+            target=locked,
+            data={"reason": reason, "failure": failure},
+        )
     logger.warning("Preview of %s failed: %s", recording.uid, reason)
     return locked
 
 
 def recording_preview_mark_failed(recording_id: int, reason: str) -> None:
-    """For the task, once its retries are spent."""
+    """For the task (and ``rebuild_previews``) when storage could not be
+    read: a transient failure, which ``recording_previews_resend`` retries."""
     recording = Recording.objects.filter(pk=recording_id).first()
     if recording is not None:
-        _preview_failed(recording, reason)
+        _preview_failed(recording, reason, Recording.PreviewFailure.STORAGE)
+
+
+# --- Resending previews that never got built ---------------------------------------------
+
+PREVIEW_RESEND_AFTER_MINUTES = 15
+# After this many resends a preview is given up on (marked failed,
+# "abandoned"), so a recording no worker can preview is not resent for ever;
+# ``manage.py rebuild_previews`` still builds it by hand.
+PREVIEW_RESEND_MAX = 8
+PREVIEW_RESEND_BATCH = 500
+
+
+@dataclass
+class PreviewResendReport:
+    resent: list[str] = field(default_factory=list)  # recording uids
+    abandoned: list[str] = field(default_factory=list)
+    not_sent: list[str] = field(default_factory=list)  # the broker refused them
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "resent": len(self.resent),
+            "abandoned": len(self.abandoned),
+            "not_sent": len(self.not_sent),
+        }
+
+
+def recording_previews_resend(
+    *,
+    older_than_minutes: int = PREVIEW_RESEND_AFTER_MINUTES,
+    max_resends: int = PREVIEW_RESEND_MAX,
+    limit: int = PREVIEW_RESEND_BATCH,
+) -> PreviewResendReport:
+    """Send the preview task again for every preview pending, or failed
+    because storage could not be read, whose task was last sent more than
+    ``older_than_minutes`` ago. Failed media is not resent: it would fail
+    the same way.
+
+    Safe with several beat schedulers or a sweep run by hand at once: rows
+    are claimed with ``SKIP LOCKED`` and their ``preview_requested_at``
+    moves forward in the same transaction, so each stale preview is sent
+    once per sweep. Tasks are sent after commit; one the broker refuses
+    does not count as a resend and is tried again at the next sweep."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    report = PreviewResendReport()
+    with transaction.atomic():
+        stale = (
+            Recording.objects.filter(
+                Q(preview_status=Recording.PreviewStatus.PENDING)
+                | Q(
+                    preview_status=Recording.PreviewStatus.FAILED,
+                    preview_failure=Recording.PreviewFailure.STORAGE,
+                )
+            )
+            .filter(
+                Q(preview_requested_at__lt=cutoff)
+                | Q(preview_requested_at__isnull=True, created_at__lt=cutoff)
+            )
+            .exclude(status=Recording.Status.REMOVED)
+            .order_by(F("preview_requested_at").asc(nulls_first=True), "pk")
+            .select_for_update(skip_locked=True)
+            .only("pk", "uid", "preview_status", "preview_failure", "preview_resends")[:limit]
+        )
+        resend: list[Recording] = []
+        for recording in stale:
+            if recording.preview_resends >= max_resends:
+                _preview_failed(
+                    recording,
+                    f"No worker built the preview after {recording.preview_resends} resends.",
+                    Recording.PreviewFailure.ABANDONED,
+                )
+                report.abandoned.append(recording.uid)
+            else:
+                resend.append(recording)
+        if not resend:
+            return report
+        now = timezone.now()
+        Recording.objects.filter(pk__in=[r.pk for r in resend]).update(
+            preview_status=Recording.PreviewStatus.PENDING,
+            preview_failure=Recording.PreviewFailure.NONE,
+            preview_requested_at=now,
+            preview_resends=F("preview_resends") + 1,
+            updated_at=now,
+        )
+        audit_records(
+            action="recording.preview_resent",
+            targets=[
+                (
+                    r,
+                    {
+                        "was": r.preview_status,
+                        "failure": r.preview_failure,
+                        "resend": r.preview_resends + 1,
+                    },
+                )
+                for r in resend
+            ],
+        )
+        report.resent = [r.uid for r in resend]
+
+        def send() -> None:
+            refused = [r for r in resend if not _enqueue_preview(r.pk)]
+            if refused:
+                report.not_sent = [r.uid for r in refused]
+                Recording.objects.filter(pk__in=[r.pk for r in refused]).update(
+                    preview_resends=F("preview_resends") - 1
+                )
+
+        transaction.on_commit(send)
+    return report
