@@ -555,7 +555,40 @@ def combos(performer_id: int) -> list[tuple[str, dict]]:
 def raw_sql(params: dict) -> tuple[str, list, str, list]:
     """(count SQL, params, page SQL, params): what a careful engineer writes by
     hand for the same search."""
+    condition, args = _raw_condition(params)
+    return _raw_count_and_page(params, condition, args)
 
+
+# Everything a result shows of a listing's recordings, beside the listing's own
+# columns: the page's contents, which the SQL column above does not read.
+CONTENTS_SQL = (
+    "SELECT li.listing_id, l.title, l.description, l.price_minor, l.currency, l.published_at, "
+    "l.duration_days, l.permitted_uses, l.worldwide, l.territories, l.sublicensing_allowed, "
+    "l.attribution_required, l.exclusivity, l.revenue_share_bps, l.revenue_threshold_minor, "
+    "l.per_unit_rates, l.reuse_caps, p.id, p.stage_name, r.uid, r.title, r.language, "
+    "r.duration_seconds, r.media_kind, r.preview, r.preview_status, s.primary_emotion, "
+    "s.intensity, s.valence, s.arousal, s.authenticity, s.arc, s.action_units, "
+    "s.vocal_events, s.annotator, s.description, s.tags, "
+    "EXISTS (SELECT 1 FROM marketplace_catalogueentry e WHERE e.listing_id = li.listing_id "
+    "AND e.recording_id = li.recording_id AND {condition}) "
+    "FROM marketplace_listingitem li JOIN marketplace_listing l ON l.id = li.listing_id "
+    "JOIN accounts_performerprofile p ON p.id = l.performer_id "
+    "JOIN marketplace_recording r ON r.id = li.recording_id "
+    "LEFT JOIN marketplace_emotionalsignature s ON s.recording_id = r.id "
+    "WHERE li.listing_id = ANY(%s) ORDER BY li.listing_id, li.position, li.id"
+)
+
+
+def raw_contents_sql(params: dict) -> tuple[str, list]:
+    """(SQL, params before the page's ids): the page's listings with their
+    recordings, signatures and performer, and which recordings matched, in
+    one hand-written statement; append the list of the page's ids to the
+    params."""
+    condition, args = _raw_condition(params)
+    return CONTENTS_SQL.format(condition=condition), list(args)
+
+
+def _raw_condition(params: dict) -> tuple[str, list]:
     def many(value):
         return value if isinstance(value, list) else [value]
 
@@ -596,7 +629,10 @@ def raw_sql(params: dict) -> tuple[str, list, str, list]:
     if "q" in params:
         where.append("e.search_vector @@ websearch_to_tsquery('english'::regconfig, %s)")
         args.append(params["q"])
-    condition = " AND ".join(where)
+    return " AND ".join(where), args
+
+
+def _raw_count_and_page(params: dict, condition: str, args: list) -> tuple[str, list, str, list]:
     size = int(params.get("page_size", 20))
     offset = (int(params.get("page", 1)) - 1) * size
     # The API counts exactly up to 1,000 listings and says "more than" beyond:
@@ -653,7 +689,9 @@ def _percentile(samples: list[float], pct: float) -> float:
 
 def measure(repeat: int, url: str, explain: bool) -> int:
     import psycopg
+    from django.core.cache import cache
     from django.test import Client
+    from psycopg.types.string import TextLoader
 
     from marketplace.models import CatalogueEntry
 
@@ -665,16 +703,22 @@ def measure(repeat: int, url: str, explain: bool) -> int:
         .get()["performer_id"]
     )
     rows = []
-    all_api, all_sql = [], []
+    all_api, all_sql, all_full = [], [], []
     with psycopg.connect(_conninfo(url), autocommit=True) as raw:
+        # JSON stays text, as the database sends it: the SQL columns time the
+        # database and the wire, not decoding in Python.
+        raw.adapters.register_loader("json", TextLoader)
+        raw.adapters.register_loader("jsonb", TextLoader)
         for name, params in combos(performer_id):
             query = urlencode(params, doseq=True)
             path = "/api/v1/catalogue/" + (f"?{query}" if query else "")
             count_sql, count_args, page_sql, page_args = raw_sql(params)
+            contents_sql, contents_args = raw_contents_sql(params)
             for _ in range(2):  # warm caches and plans
                 response = client.get(path)
                 raw.execute(count_sql, count_args).fetchone()
-                raw.execute(page_sql, page_args).fetchall()
+                page_ids = [r[0] for r in raw.execute(page_sql, page_args).fetchall()]
+                raw.execute(contents_sql, [*contents_args, page_ids]).fetchall()
             if response.status_code != 200:
                 print(f"{name}: HTTP {response.status_code} {response.content[:300]!r}")
                 return 1
@@ -687,48 +731,84 @@ def measure(repeat: int, url: str, explain: bool) -> int:
                 print(f"{name}: API and SQL disagree (count {api_count} vs {sql_count}, "
                       f"ids {api_ids[:5]} vs {sql_ids[:5]})")  # fmt: skip
                 return 1
-            api_times, sql_times = [], []
+            # One run with the facet cache cleared: what the first search of
+            # these filters costs after any change to the catalogue.
+            cache.clear()
+            start = time.perf_counter()
+            client.get(path)
+            cold = (time.perf_counter() - start) * 1000
+            api_times, sql_times, full_times = [], [], []
             for _ in range(repeat):
                 start = time.perf_counter()
                 client.get(path)
                 api_times.append((time.perf_counter() - start) * 1000)
                 start = time.perf_counter()
                 raw.execute(count_sql, count_args).fetchone()
-                raw.execute(page_sql, page_args).fetchall()
-                sql_times.append((time.perf_counter() - start) * 1000)
+                page_ids = [r[0] for r in raw.execute(page_sql, page_args).fetchall()]
+                middle = time.perf_counter()
+                raw.execute(contents_sql, [*contents_args, page_ids]).fetchall()
+                end = time.perf_counter()
+                sql_times.append((middle - start) * 1000)
+                full_times.append((end - start) * 1000)
             all_api += api_times
             all_sql += sql_times
-            rows.append((name, api_count, response.json()["count_exact"], api_times, sql_times))
+            all_full += full_times
+            rows.append(
+                (name, api_count, response.json()["count_exact"], api_times, sql_times,
+                 full_times, cold)
+            )  # fmt: skip
             if explain:
                 plan = raw.execute("EXPLAIN ANALYZE " + page_sql, page_args).fetchall()
                 print("\n".join(r[0] for r in plan))
 
     header = f"{'search':38} {'matches':>8} {'API p50':>8} {'API p95':>8} {'SQL p50':>8} " \
-             f"{'SQL p95':>8} {'p95 ×':>6}"  # fmt: skip
+             f"{'SQL p95':>8} {'p95 ×':>6}   {'+rows p95':>9} {'×':>4} {'cold':>6}"  # fmt: skip
     print()
     print(header)
     print("-" * len(header))
-    worst_p95, worst_ratio = 0.0, 0.0
-    for name, count, exact, api_times, sql_times in rows:
+    worst_p95, slowest = 0.0, ""
+    over = []  # searches whose API p95 is more than 3× their SQL p95
+    colds = []
+    for name, count, exact, api_times, sql_times, full_times, cold in rows:
         a50, a95 = _percentile(api_times, 50), _percentile(api_times, 95)
         s50, s95 = _percentile(sql_times, 50), _percentile(sql_times, 95)
+        f95 = _percentile(full_times, 95)
         ratio = a95 / s95 if s95 else float("inf")
-        worst_p95, worst_ratio = max(worst_p95, a95), max(worst_ratio, ratio)
+        if a95 > worst_p95:
+            worst_p95, slowest = a95, name
+        if ratio > 3:
+            over.append((ratio, name))
+        colds.append(cold)
         shown = f"{count:,}" if exact else "1,000+"
+        mark = " !" if ratio > 3 else "  "
         print(f"{name:38} {shown:>8} {a50:>8.1f} {a95:>8.1f} {s50:>8.1f} {s95:>8.1f} "
-              f"{ratio:>6.1f}")  # fmt: skip
+              f"{ratio:>6.1f}{mark} {f95:>9.1f} {a95 / f95:>4.1f} {cold:>6.0f}")  # fmt: skip
     print("-" * len(header))
     a50, a95 = _percentile(all_api, 50), _percentile(all_api, 95)
     s50, s95 = _percentile(all_sql, 50), _percentile(all_sql, 95)
+    f95 = _percentile(all_full, 95)
+    pooled, cold50 = a95 / s95, _percentile(colds, 50)
     print(f"{'whole mix':38} {'':>8} {a50:>8.1f} {a95:>8.1f} {s50:>8.1f} {s95:>8.1f} "
-          f"{a95 / s95:>6.1f}")  # fmt: skip
+          f"{pooled:>6.1f}   {f95:>9.1f} {a95 / f95:>4.1f} {cold50:>6.0f}")  # fmt: skip
     print()
-    print(f"Times in ms over {repeat} runs per search. SQL = count + one page, hand-written, "
-          "through psycopg.")  # fmt: skip
-    target = a95 < 50 and a95 / s95 <= 3
-    print(f"Target (API p95 < 50 ms and within 3× of SQL, whole mix): "
-          f"{'met' if target else 'MISSED'} — API p95 {a95:.1f} ms, {a95 / s95:.1f}× SQL; "
-          f"slowest search p95 {worst_p95:.1f} ms.")  # fmt: skip
+    print(f"""\
+Times in ms over {repeat} runs per search, in process. SQL = count + one page of listing ids
+and titles, hand-written, through psycopg. p95 × = API p95 / SQL p95 (! = over 3×).
++rows = the same SQL plus one hand-written statement for what the API shows of the page
+(listings, performers, recordings, signatures, which recordings matched; JSON left as
+text); × = API p95 / that.
+cold = one API run with the facet cache cleared (whole mix: median); every other API run
+reuses cached facet counts, as production does until the catalogue changes.""")  # fmt: skip
+    pooled_met = a95 < 50 and pooled <= 3
+    print(f"Target, whole mix (API p95 < 50 ms and within 3× of SQL p95): "
+          f"{'met' if pooled_met else 'MISSED'} — API p95 {a95:.1f} ms, {pooled:.1f}× SQL; "
+          f"slowest search {slowest!r}, p95 {worst_p95:.1f} ms.")  # fmt: skip
+    worst = max(over) if over else None
+    print(f"Target, per search (each API p95 within 3× of its own SQL p95): "
+          f"{'met' if not over else 'MISSED'} — {len(rows) - len(over)} of {len(rows)} within "
+          f"3×" + (f"; worst {worst[1]!r}, {worst[0]:.1f}×." if worst else ".")
+          + f" Cold facets: median {_percentile(colds, 50):.0f} ms, "
+          f"slowest {max(colds):.0f} ms.")  # fmt: skip
     return 0
 
 

@@ -25,6 +25,7 @@ from marketplace.serializers_catalogue import (
     CatalogueListingSerializer,
     CataloguePageSerializer,
     listing_data,
+    preview_url_template,
     site_of,
 )
 from marketplace.taxonomy import Authenticity, Emotion, Use
@@ -97,6 +98,7 @@ class CatalogueListApi(APIView):
         page = catalogue_search(request.query_params)
         query = page.query
         site = site_of(request)
+        preview_template = preview_url_template(site)
         data = {
             "count": page.count,
             "count_exact": page.count_exact,
@@ -106,7 +108,10 @@ class CatalogueListApi(APIView):
             "next": _page_link(request, query.page + 1) if page.has_next else None,
             "previous": _page_link(request, query.page - 1) if page.has_previous else None,
             "sort": query.sort,
-            "results": [listing_data(x, site, result=True) for x in page.listings],
+            "results": [
+                listing_data(x, site, result=True, preview_template=preview_template)
+                for x in page.listings
+            ],
             "facets": page.facets,
         }
         return Response(data)

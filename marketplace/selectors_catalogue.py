@@ -12,7 +12,11 @@ the page is read in index order and stops after the page
 (``_page_from_rows``); the count stops at ``COUNT_EXACT_UP_TO`` using
 covering indexes, and comes back in the same statement as the page; facet
 counts are cached per catalogue generation; the page's listings, recordings
-and signatures come in one query.
+and signatures come in one query. On PostgreSQL the filters are compiled by
+Django once (``_where``) and the three statements of a search are written
+around them by hand, and the page is built from plain rows with its JSON
+decoded in one call: queryset building, model-level conversion and one
+``json.loads`` per value cost more than the database work for most searches.
 
 Results are LISTINGS. A listing matches when at least one of its recordings
 matches every recording-level filter at once: all conditions are applied to
@@ -69,20 +73,22 @@ Any invalid value raises ``core.errors.ValidationError`` with the code
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection
 from django.db.models import (
     BooleanField,
     Count,
     Exists,
     F,
-    FloatField,
     Func,
     Max,
     Min,
@@ -91,10 +97,12 @@ from django.db.models import (
     QuerySet,
     Value,
 )
+from django.utils.translation import get_language
 
 from core.errors import NotFound, ValidationError
 from marketplace.models import CatalogueEntry, Listing, ListingItem, Recording
-from marketplace.taxonomy import Annotator, Authenticity, Emotion, Use
+from marketplace.taxonomy import Annotator, Authenticity, Emotion, Metric, Use
+from marketplace.templatetags.money import format_money
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -385,18 +393,6 @@ class _TextMatch(Func):
         )
 
 
-class _TextRank(Func):
-    output_field = FloatField()
-
-    def as_sql(self, compiler, connection, **extra):
-        vector_sql, vector_params = _vector_sql(compiler, self.source_expressions[0])
-        q_sql, q_params = compiler.compile(self.source_expressions[1])
-        return (
-            f"ts_rank({vector_sql}, websearch_to_tsquery({_TS_CONFIG}, {q_sql}))",
-            (*vector_params, *q_params),
-        )
-
-
 def _fulltext() -> bool:
     return connection.vendor == "postgresql"
 
@@ -484,34 +480,49 @@ def _sort_key(query: CatalogueQuery):
 
 _SLACK_ROWS = 20  # rows read beyond the page, for packs' extra rows
 _GENERATION_SQL = "SELECT n FROM marketplace_catalogue_generation WHERE id = 1"
+_TABLE = f'"{CatalogueEntry._meta.db_table}"'
+# Sort → (CatalogueEntry column of the per-row key, descending). Same keys as
+# _sort_key, which the ORM paths use.
+_SORT_COLUMNS = {
+    "price_asc": ("price_minor", False),
+    "price_desc": ("price_minor", True),
+    "duration_asc": ("duration_seconds", False),
+    "duration_desc": ("duration_seconds", True),
+    "intensity_desc": ("intensity", True),
+}
+_NEWEST = ("published_at", True)
 
 
-@dataclass
-class _Stream:
-    """Reading a page of listings as rows in sort order (see _page_from_rows)."""
+def _where(entries: QuerySet[CatalogueEntry]) -> tuple[str, list]:
+    """The WHERE clause Django compiles for these catalogue rows, as SQL with
+    placeholders and its parameters. Its columns are qualified with the table's
+    own name, so it can be used in any statement over that table (unaliased),
+    including a subquery correlated to other tables.
 
-    rows: QuerySet  # listing ids of matching rows, in sort order, at most ``limit``
-    limit: int
-    need: int  # listings wanted: the page, those before it, and one to say "more"
-    aggregate: Any
-    descending: bool
+    The filters themselves stay in ``_matching_entries`` (one definition for
+    PostgreSQL and SQLite, and for the facets); the hot statements around
+    them are written here by hand: building each one as a queryset and
+    compiling it cost more than running it for the cheap searches."""
+    query = entries.query
+    compiler = query.get_compiler(connection=connection)
+    try:
+        sql, params = compiler.compile(query.where)
+    except FullResultSet:
+        return "TRUE", []
+    except EmptyResultSet:
+        return "FALSE", []
+    return (sql or "TRUE"), list(params)
 
 
-def _stream(entries: QuerySet[CatalogueEntry], query: CatalogueQuery) -> _Stream:
-    row_key, aggregate, descending = _sort_key(query)
+def _window(query: CatalogueQuery) -> tuple[int, int]:
+    """(listings wanted: the page, those before it and one to say "more";
+    rows to read for them, see _page_from_rows)."""
     need = query.offset + query.page_size + 1
-    limit = need + need // 4 + _SLACK_ROWS
-    order = F("row_key").desc() if descending else F("row_key").asc()
-    rows = (
-        entries.annotate(row_key=row_key)
-        .order_by(order, "-listing_id")
-        .values_list("listing_id", flat=True)[:limit]
-    )
-    return _Stream(rows, limit, need, aggregate, descending)
+    return need, need + need // 4 + _SLACK_ROWS
 
 
 def _page_from_rows(
-    entries: QuerySet[CatalogueEntry], query: CatalogueQuery, stream: _Stream, rows: list[int]
+    entries: QuerySet[CatalogueEntry], query: CatalogueQuery, rows: list[int]
 ) -> tuple[list[int], bool]:
     """The page's listing ids in order, and whether more follow.
 
@@ -522,14 +533,16 @@ def _page_from_rows(
     answers it by reading little more than the page. Packs make several rows
     per listing; if the rows read do not hold enough distinct listings, the
     exact GROUP BY query answers instead."""
+    need, limit = _window(query)
     ids = list(dict.fromkeys(rows))
-    if len(ids) < stream.need and len(rows) == stream.limit:
-        order = F("sort_key").desc() if stream.descending else F("sort_key").asc()
+    if len(ids) < need and len(rows) == limit:
+        _, aggregate, descending = _sort_key(query)
+        order = F("sort_key").desc() if descending else F("sort_key").asc()
         tail = list(
             entries.values("listing_id")
-            .annotate(sort_key=stream.aggregate)
+            .annotate(sort_key=aggregate)
             .order_by(order, "-listing_id")
-            .values_list("listing_id", flat=True)[query.offset : stream.need]
+            .values_list("listing_id", flat=True)[query.offset : need]
         )
         return tail[: query.page_size], len(tail) > query.page_size
     page = ids[query.offset : query.offset + query.page_size]
@@ -547,22 +560,34 @@ def _head(entries: QuerySet[CatalogueEntry], query: CatalogueQuery):
     On PostgreSQL the count, the rows of the page and the catalogue
     generation come back from ONE statement: on a busy two-core machine each
     round trip costs about a millisecond."""
-    stream = _stream(entries, query)
+    _, limit = _window(query)
     if not _fulltext():
+        row_key, _, descending = _sort_key(query)
+        order = F("row_key").desc() if descending else F("row_key").asc()
+        rows = (
+            entries.annotate(row_key=row_key)
+            .order_by(order, "-listing_id")
+            .values_list("listing_id", flat=True)[:limit]
+        )
         found = _count_rows(entries).count()
-        ids, has_next = _page_from_rows(entries, query, stream, list(stream.rows))
+        ids, has_next = _page_from_rows(entries, query, list(rows))
         return found, ids, has_next, None
-    count_sql, count_params = _count_rows(entries).query.sql_with_params()
-    rows_sql, rows_params = stream.rows.query.sql_with_params()
+    where, params = _where(entries)
+    column, descending = _SORT_COLUMNS.get(query.sort, _NEWEST)
+    direction = "DESC" if descending else "ASC"
+    t = _TABLE
     sql = (
-        # Both parts are compiled by Django with placeholders: every value is a parameter.
-        f"SELECT (SELECT count(*) FROM ({count_sql}) counted), ARRAY({rows_sql}), "  # noqa: S608
+        # `where` is compiled by Django with placeholders; the rest is constant.
+        f"SELECT (SELECT count(*) FROM (SELECT DISTINCT {t}.listing_id FROM {t} "  # noqa: S608
+        f"WHERE {where} ORDER BY 1 LIMIT %s) counted), "
+        f"ARRAY(SELECT {t}.listing_id FROM {t} WHERE {where} "
+        f'ORDER BY {t}."{column}" {direction}, {t}.listing_id DESC LIMIT %s), '
         f"({_GENERATION_SQL})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*count_params, *rows_params])
+        cursor.execute(sql, [*params, COUNT_EXACT_UP_TO + 1, *params, limit])
         found, rows, generation = cursor.fetchone()
-    ids, has_next = _page_from_rows(entries, query, stream, list(rows))
+    ids, has_next = _page_from_rows(entries, query, rows)
     return found, ids, has_next, generation
 
 
@@ -570,21 +595,43 @@ def _relevance_head(entries: QuerySet[CatalogueEntry], query: CatalogueQuery):
     """Best matches first, by each listing's best-ranked matching row. Ranking
     has to score every matching row anyway, so one pass over them also gives
     the exact count: (count, page ids, more follow, generation)."""
-    rank = _TextRank(F("search_document"), Value(query.q))
-    inner_sql, inner_params = (
-        entries.annotate(rank=rank).values_list("listing_id", "rank").order_by().query
-    ).sql_with_params()
+    where, params = _where(entries)
+    t = _TABLE
     sql = (
-        # inner_sql is compiled by Django with placeholders: every value is a parameter.
-        f"WITH matched (listing_id, rank) AS MATERIALIZED ({inner_sql}), "  # noqa: S608
-        "best AS (SELECT listing_id, max(rank) AS rank FROM matched GROUP BY listing_id) "
+        # `where` is compiled by Django with placeholders; the rest is constant.
+        f"WITH best AS (SELECT {t}.listing_id, max(ts_rank({t}.search_vector, "  # noqa: S608
+        f"websearch_to_tsquery({_TS_CONFIG}, %s))) AS rank FROM {t} WHERE {where} "
+        f"GROUP BY 1) "
         "SELECT (SELECT count(*) FROM best), ARRAY(SELECT listing_id FROM best "
         f"ORDER BY rank DESC, listing_id DESC LIMIT %s OFFSET %s), ({_GENERATION_SQL})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*inner_params, query.page_size + 1, query.offset])
+        cursor.execute(sql, [query.q, *params, query.page_size + 1, query.offset])
         count, ids, generation = cursor.fetchone()
     return count, list(ids[: query.page_size]), len(ids) > query.page_size, generation
+
+
+def _matched_recordings(entries: QuerySet[CatalogueEntry], ids: list[int]) -> dict[int, set[int]]:
+    """For each of these listings, which of its recordings satisfied the
+    filters. A separate query is cheaper than an EXISTS per listing item
+    (measured on a page of 100)."""
+    matched: dict[int, set[int]] = {}
+    if _fulltext():
+        where, params = _where(entries)
+        t = _TABLE
+        sql = (
+            # `where` is compiled by Django with placeholders; the rest is constant.
+            f"SELECT {t}.listing_id, {t}.recording_id FROM {t} "  # noqa: S608
+            f"WHERE {t}.listing_id = ANY(%s) AND {where}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(ids), *params])
+            pairs = cursor.fetchall()
+    else:
+        pairs = entries.filter(listing_id__in=ids).values_list("listing_id", "recording_id")
+    for listing_id, recording_id in pairs:
+        matched.setdefault(listing_id, set()).add(recording_id)
+    return matched
 
 
 # What buyers are shown, and nothing more: in particular no original file
@@ -751,6 +798,115 @@ class ShownListing:
 def _shown_listings(ids: list[int]) -> list[ShownListing]:
     """The listings with these ids, in this order, with their recordings and
     signatures: one query, no model instances."""
+    if not _fulltext():
+        return _shown_listings_orm(ids)
+    sql, listing_json, signature_json = _shown_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(ids)])
+        rows = cursor.fetchall()
+    # JSON columns arrive as text (Django's loader for jsonb). Decoding them
+    # with one json.loads per value cost more than the query on a page of
+    # 100: they are decoded in a single call for the whole page instead.
+    texts: list[str] = []
+    seen: set[int] = set()
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            texts.extend(row[i] or "null" for i in listing_json)
+        if row[_SIGNATURE_AT] is not None:
+            texts.extend(row[i] or "null" for i in signature_json)
+    decoded = iter(json.loads("[" + ",".join(texts) + "]"))
+    listings: dict[int, ShownListing] = {}
+    for row in rows:
+        values = list(row)
+        listing_id = values[0]
+        listing = listings.get(listing_id)
+        if listing is None:
+            for i in listing_json:
+                values[i] = next(decoded)
+            if values[_PUBLISHED_AT] is not None:
+                values[_PUBLISHED_AT] = datetime.fromisoformat(values[_PUBLISHED_AT]).replace(
+                    tzinfo=UTC
+                )
+            listing = listings[listing_id] = ShownListing(
+                listing_id, ShownPerformer(values[1], values[2]), *values[3:_RECORDING_AT]
+            )
+        signature = None
+        if values[_SIGNATURE_AT] is not None:
+            for i in signature_json:
+                values[i] = next(decoded)
+            signature = ShownSignature(*values[_SIGNATURE_AT + 1 :])
+        listing.catalogue_recordings.append(
+            ShownRecording(*values[_RECORDING_AT:_SIGNATURE_AT], signature=signature)
+        )
+    return [listings[i] for i in ids if i in listings]
+
+
+# Positions in a row of _shown_statement: the listing's id, performer id and
+# stage name, its fields; the recording's id and fields; the signature's id
+# (None without one) and fields.
+_RECORDING_AT = 3 + len(_LISTING_FIELDS)
+_SIGNATURE_AT = _RECORDING_AT + 1 + len(_RECORDING_FIELDS)
+_PUBLISHED_AT = 3 + _LISTING_FIELDS.index("published_at")
+
+
+@functools.cache
+def _shown_statement() -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """What _shown_listings_orm's queryset compiles to, written once: (SQL
+    taking an array of listing ids, positions of the listing's JSON columns,
+    of the signature's)."""
+    from django.db.models import JSONField
+
+    from accounts.models import PerformerProfile
+    from marketplace.models import EmotionalSignature
+
+    def table(model) -> str:
+        return connection.ops.quote_name(model._meta.db_table)
+
+    def column(alias: str, model, name: str) -> str:
+        return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
+
+    def is_json(model, name: str) -> bool:
+        return isinstance(model._meta.get_field(name), JSONField)
+
+    columns = [
+        "li.listing_id",
+        column("l", Listing, "performer"),
+        column("p", PerformerProfile, "stage_name"),
+        *(
+            # As text in UTC, parsed by datetime.fromisoformat: psycopg's
+            # timestamptz loader under Django is Python code, and slower.
+            f"to_char({column('l', Listing, name)} AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+            if name == "published_at"
+            else column("l", Listing, name)
+            for name in _LISTING_FIELDS
+        ),
+        "li.recording_id",
+        *(column("r", Recording, name) for name in _RECORDING_FIELDS),
+        "s.id",
+        *(column("s", EmotionalSignature, name) for name in _SIGNATURE_FIELDS),
+    ]
+    listing_json = tuple(3 + i for i, name in enumerate(_LISTING_FIELDS) if is_json(Listing, name))
+    signature_json = tuple(
+        _SIGNATURE_AT + 1 + i
+        for i, name in enumerate(_SIGNATURE_FIELDS)
+        if is_json(EmotionalSignature, name)
+    )
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {table(ListingItem)} li "  # noqa: S608
+        f"JOIN {table(Listing)} l ON l.id = li.listing_id "
+        f"JOIN {table(PerformerProfile)} p ON p.id = {column('l', Listing, 'performer')} "
+        f"JOIN {table(Recording)} r ON r.id = li.recording_id "
+        f"LEFT JOIN {table(EmotionalSignature)} s "
+        f"ON {column('s', EmotionalSignature, 'recording')} = r.id "
+        "WHERE li.listing_id = ANY(%s) ORDER BY li.listing_id, li.position, li.id"
+    )
+    return sql, listing_json, signature_json
+
+
+def _shown_listings_orm(ids: list[int]) -> list[ShownListing]:
+    """_shown_listings where there is no hand-written statement (SQLite)."""
     columns = (
         "listing_id",
         "listing__performer_id",
@@ -761,8 +917,6 @@ def _shown_listings(ids: list[int]) -> list[ShownListing]:
         "recording__signature__id",
         *(f"recording__signature__{name}" for name in _SIGNATURE_FIELDS),
     )
-    n_listing = 3 + len(_LISTING_FIELDS)
-    n_recording = 1 + len(_RECORDING_FIELDS)
     listings: dict[int, ShownListing] = {}
     rows = (
         ListingItem.objects.filter(listing_id__in=ids)
@@ -774,13 +928,12 @@ def _shown_listings(ids: list[int]) -> list[ShownListing]:
         listing = listings.get(listing_id)
         if listing is None:
             listing = listings[listing_id] = ShownListing(
-                listing_id, ShownPerformer(row[1], row[2]), *row[3:n_listing]
+                listing_id, ShownPerformer(row[1], row[2]), *row[3:_RECORDING_AT]
             )
-        recording = row[n_listing : n_listing + n_recording]
-        signature = row[n_listing + n_recording :]
+        signature = row[_SIGNATURE_AT:]
         listing.catalogue_recordings.append(
             ShownRecording(
-                *recording,
+                *row[_RECORDING_AT:_SIGNATURE_AT],
                 signature=ShownSignature(*signature[1:]) if signature[0] is not None else None,
             )
         )
@@ -845,13 +998,7 @@ def catalogue_search(
     listings: list[ShownListing] = []
     if ids:
         listings = _shown_listings(ids)
-        # Which of their recordings matched: a separate query is cheaper than
-        # an EXISTS per listing item (measured on a page of 100).
-        matched: dict[int, set[int]] = {}
-        for listing_id, recording_id in entries.filter(listing_id__in=ids).values_list(
-            "listing_id", "recording_id"
-        ):
-            matched.setdefault(listing_id, set()).add(recording_id)
+        matched = _matched_recordings(entries, ids)
         for listing in listings:
             listing.matched_recording_ids = matched.get(listing.pk, set())
 
@@ -967,9 +1114,18 @@ def preview_url_of(recording: Recording) -> str | None:
 
 
 def _preview_path(uid: str) -> str:
+    return preview_path_template().replace(PREVIEW_UID, uid)
+
+
+PREVIEW_UID = "UIDUIDUID"
+
+
+def preview_path_template() -> str:
+    """The path of a preview with ``PREVIEW_UID`` in place of the recording's
+    uid: to be looked up once for a page of results rather than per recording."""
     from django.urls import get_script_prefix
 
-    return _preview_template(get_script_prefix()).replace("UIDUIDUID", uid)
+    return _preview_template(get_script_prefix())
 
 
 @functools.lru_cache(maxsize=8)
@@ -978,7 +1134,7 @@ def _preview_template(script_prefix: str) -> str:
     measurable on a page of 100 listings. Recording uids need no quoting."""
     from django.urls import reverse
 
-    return reverse("catalogue_preview", args=["UIDUIDUID"])
+    return reverse("catalogue_preview", args=[PREVIEW_UID])
 
 
 # --- License terms in plain language ------------------------------------------------------
@@ -1015,28 +1171,45 @@ def license_duration_words(days: int) -> str:
     return f"{number} {unit}{'' if number == 1 else 's'}"
 
 
-def territories_phrase(listing: Listing) -> str:
+@functools.lru_cache(maxsize=32)
+def _country_names(language: str | None) -> dict[str, str]:
+    """Every country's name in this language, by code. Asking django_countries
+    for one name translates it again each time: it was half the cost of
+    writing a page of 100 results."""
     from django_countries import countries
 
+    return {code: str(name) for code, name in countries}
+
+
+def _country_name(code: str) -> str:
+    from django_countries import countries
+
+    return countries.name(code) or code
+
+
+def territories_phrase(listing: Listing) -> str:
     if listing.worldwide or not listing.territories:
         return "worldwide"
-    names = [countries.name(code) or code for code in listing.territories]
+    known = _country_names(get_language())
+    names = [known.get(code) or _country_name(code) for code in listing.territories]
     if len(names) > 5:
         return f"in {len(names)} countries"
     return "in " + _join(names)
 
 
 def uses_phrase(uses: Iterable[str]) -> str:
-    labels = []
-    for code in uses:
-        label = _USE_LABELS.get(code, code)
-        labels.append(label[0].lower() + label[1:])
-    return _join(labels)
+    return _join([_USE_WORDS.get(code) or _use_words(code) for code in uses])
+
+
+def _use_words(code: str) -> str:
+    label = _USE_LABELS.get(code, code)
+    return label[0].lower() + label[1:] if label else label
+
+
+_USE_WORDS = {code: _use_words(code) for code in _USE_LABELS}
 
 
 def revenue_share_phrase(listing: Listing) -> str:
-    from marketplace.templatetags.money import format_money
-
     if not listing.revenue_share_bps:
         return "no share of downstream revenue"
     share = _percent(listing.revenue_share_bps)
@@ -1047,12 +1220,11 @@ def revenue_share_phrase(listing: Listing) -> str:
 
 
 def per_unit_rate_phrases(listing: Listing) -> list[str]:
-    from marketplace.taxonomy import Metric
-    from marketplace.templatetags.money import format_money
-
+    if not listing.per_unit_rates:
+        return []
     phrases = []
-    for metric, rate in (listing.per_unit_rates or {}).items():
-        label = Metric(metric).label.lower() if metric in Metric.values else metric
+    for metric, rate in listing.per_unit_rates.items():
+        label = _METRIC_WORDS.get(metric, metric)
         per = int(rate.get("per", 1))
         amount = format_money(int(rate.get("amount_minor", 0)), listing.currency)
         if per == 1:
@@ -1063,6 +1235,7 @@ def per_unit_rate_phrases(listing: Listing) -> list[str]:
     return phrases
 
 
+_METRIC_WORDS = {metric.value: metric.label.lower() for metric in Metric}
 _CAP_LABELS = {
     "max_models_trained": ("model trained", "models trained"),
     "max_fine_tunes": ("fine-tune", "fine-tunes"),

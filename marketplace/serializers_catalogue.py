@@ -11,7 +11,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from marketplace.models import Listing, Recording
-from marketplace.selectors_catalogue import listing_terms_summary, preview_url_of
+from marketplace.selectors_catalogue import (
+    PREVIEW_UID,
+    listing_terms_summary,
+    preview_path_template,
+    preview_url_of,
+)
+
+_PREVIEW_READY = Recording.PreviewStatus.READY
 
 
 class ArcSegmentSerializer(serializers.Serializer):
@@ -190,10 +197,19 @@ def signature_data(signature) -> dict | None:
     }
 
 
-def recording_data(recording, site: str = "") -> dict:
+def preview_url_template(site: str = "") -> str:
+    """The absolute URL of a preview, with ``PREVIEW_UID`` for the recording's
+    uid: looked up once per response, not once per recording."""
+    return site + preview_path_template()
+
+
+def recording_data(recording, site: str = "", *, preview_template: str | None = None) -> dict:
     """``site`` is prefixed to the preview's path: the scheme and host of
-    the request (``site_of(request)``), for an absolute URL."""
-    url = preview_url_of(recording)
+    the request (``site_of(request)``), for an absolute URL.
+    ``preview_template``, if given, is ``preview_url_template(site)``."""
+    if preview_template is None:
+        preview_template = preview_url_template(site)
+    ready = recording.preview_status == _PREVIEW_READY and recording.preview
     return {
         "uid": recording.uid,
         "title": recording.title,
@@ -201,7 +217,8 @@ def recording_data(recording, site: str = "") -> dict:
         "duration_seconds": recording.duration_seconds,
         "media_kind": recording.media_kind,
         "signature": signature_data(getattr(recording, "signature", None)),
-        "preview_url": site + url if url else None,
+        # Only the preview, never the original (as preview_url_of).
+        "preview_url": preview_template.replace(PREVIEW_UID, recording.uid) if ready else None,
     }
 
 
@@ -227,12 +244,16 @@ def license_terms_data(listing: Listing) -> dict:
     }
 
 
-def listing_data(listing, site: str = "", *, result: bool = False) -> dict:
+def listing_data(
+    listing, site: str = "", *, result: bool = False, preview_template: str | None = None
+) -> dict:
     """One listing (a model or a ``ShownListing``) as
     ``CatalogueListingSerializer`` (or, with ``result``,
-    ``CatalogueResultSerializer``) describes it; ``site`` as for
-    ``recording_data``."""
+    ``CatalogueResultSerializer``) describes it; ``site`` and
+    ``preview_template`` as for ``recording_data``."""
     recordings = listing.catalogue_recordings
+    if preview_template is None:
+        preview_template = preview_url_template(site)
     data = {
         "id": listing.pk,
         "title": listing.title,
@@ -242,7 +263,9 @@ def listing_data(listing, site: str = "", *, result: bool = False) -> dict:
         "currency": listing.currency,
         "published_at": _iso(listing.published_at),
         "license_terms": license_terms_data(listing),
-        "recordings": [recording_data(r, site) for r in recordings],
+        "recordings": [
+            recording_data(r, site, preview_template=preview_template) for r in recordings
+        ],
     }
     if result:
         matched = getattr(listing, "matched_recording_ids", set())
