@@ -44,6 +44,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from core.services import audit_record
 from licensing.models import License
 from royalties import ledger, watermark
 from royalties.ledger import Line
@@ -398,13 +399,36 @@ def _check_caps(license: License, quantities: dict[str, int], batch: TallyBatch)
                     reported=reported, **({"resolved_at": None} if reopened else {})
                 )
             if created or reopened:
-                from core.services import audit_record
-
                 audit_record(
                     action="usage.cap_exceeded_again" if reopened else "usage.cap_exceeded",
                     target=license,
                     data={"cap": cap, "limit": limit, "reported": reported},
                 )
+
+
+@transaction.atomic
+def cap_breach_mark_reviewed(*, breach_id: int, by, request=None, note: str = "") -> CapBreach:
+    """Record that staff looked at a reuse-cap breach. The usage still counts
+    and the breach stays on record; only ``resolved_at`` is set, once."""
+    breach = CapBreach.objects.select_for_update().get(pk=breach_id)
+    if breach.resolved_at is not None:
+        return breach
+    breach.resolved_at = timezone.now()
+    breach.save(update_fields=["resolved_at"])
+    audit_record(
+        action="usage.cap_breach_reviewed",
+        actor=by,
+        target=breach,
+        request=request,
+        data={
+            "license": breach.license_id,
+            "cap": breach.cap,
+            "limit": breach.limit,
+            "reported": breach.reported,
+            "note": note[:500],
+        },
+    )
+    return breach
 
 
 def tally_usage(

@@ -7,45 +7,18 @@ accounts.middleware.StaffMfaRequiredMiddleware)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
-from core.services import audit_record
 from core.staff_views import staff_required
 from royalties import reports
 from royalties.invoicing import royalty_invoices_overdue
 from royalties.models import CapBreach
-from royalties.tally import CAP_METRICS
+from royalties.tally import CAP_METRICS, cap_breach_mark_reviewed
 
 UNPAID_SHOWN = 50
 BREACHES_SHOWN = 50
-
-
-@transaction.atomic
-def cap_breach_mark_reviewed(*, breach_id: int, by, request=None, note: str = "") -> CapBreach:
-    """Record that staff looked at a reuse-cap breach. The usage still counts
-    and the breach stays on record; only ``resolved_at`` is set, once."""
-    breach = CapBreach.objects.select_for_update().get(pk=breach_id)
-    if breach.resolved_at is not None:
-        return breach
-    breach.resolved_at = timezone.now()
-    breach.save(update_fields=["resolved_at"])
-    audit_record(
-        action="usage.cap_breach_reviewed",
-        actor=by,
-        target=breach,
-        request=request,
-        data={
-            "license": breach.license_id,
-            "cap": breach.cap,
-            "limit": breach.limit,
-            "reported": breach.reported,
-            "note": note[:500],
-        },
-    )
-    return breach
 
 
 def _breach_rows(breaches) -> list[dict]:
