@@ -41,6 +41,7 @@ run: env
 # --- make test: lint, then every test on PostgreSQL --------------------------
 test: env
 	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" scripts/check-postgres
+	@scripts/ensure-chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" RESIDUALS_ENV=test $(VENV)/bin/pytest

@@ -32,10 +32,19 @@
   if (nojsSubmit) nojsSubmit.hidden = true;
 
   var rowsByName = {};
+  // A file name may appear on several rows when the manifest repeats it:
+  // the repeats are refused, and the file belongs to the row that takes it.
   Array.prototype.forEach.call(document.querySelectorAll("[data-row]"), function (tr) {
     var name = tr.getAttribute("data-file-name");
-    if (name) rowsByName[name.toLowerCase()] = tr;
+    if (!name) return;
+    var key = name.toLowerCase();
+    var seen = rowsByName[key];
+    if (!seen || (!takesFile(seen) && takesFile(tr))) rowsByName[key] = tr;
   });
+
+  function takesFile(tr) {
+    return tr.getAttribute("data-accepts-file") === "true";
+  }
 
   var queue = [];
   var busy = false;
@@ -260,7 +269,7 @@
         setItem(item, "error", "Larger than the " + humanSize(maxBytes) + " limit, so not uploaded.");
         return;
       }
-      if (tr.getAttribute("data-accepts-file") !== "true") {
+      if (!takesFile(tr)) {
         var status = tr.getAttribute("data-status");
         setItem(
           item,
