@@ -124,22 +124,7 @@ def _field_error(field: str, message: str, code: str = "validation_error") -> Va
     return ValidationError(f"{field}: {message}", code=code, details={"fields": {field: [message]}})
 
 
-TERM_FIELDS = {
-    "title",
-    "description",
-    "duration_days",
-    "permitted_uses",
-    "worldwide",
-    "territories",
-    "sublicensing_allowed",
-    "attribution_required",
-    "price_minor",
-    "currency",
-    "revenue_share_bps",
-    "revenue_threshold_minor",
-    "per_unit_rates",
-    "reuse_caps",
-}
+TERM_FIELDS = set(Listing.TERM_FIELDS)
 
 
 def _recording_ids(performer: PerformerProfile, uids: object) -> list[int]:

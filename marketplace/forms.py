@@ -523,3 +523,12 @@ class RejectForm(forms.Form):
         label="What should the performer change?",
         error_messages={"required": "Tell the performer what to change."},
     )
+
+
+class TakeOffSaleForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why does it leave the catalogue?",
+        error_messages={"required": "Tell the performer why the listing leaves the catalogue."},
+    )

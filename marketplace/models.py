@@ -303,6 +303,25 @@ class Listing(models.Model):
     """An offer of one recording or a pack under license terms. A sale copies
     the terms into the license, so editing a listing changes future sales only."""
 
+    # The fields a performer sets (text and terms), in the order people read
+    # them: what listing edits change, and what staff review.
+    TERM_FIELDS = (
+        "title",
+        "description",
+        "duration_days",
+        "permitted_uses",
+        "worldwide",
+        "territories",
+        "sublicensing_allowed",
+        "attribution_required",
+        "price_minor",
+        "currency",
+        "revenue_share_bps",
+        "revenue_threshold_minor",
+        "per_unit_rates",
+        "reuse_caps",
+    )
+
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         IN_REVIEW = "in_review", "In review"
@@ -341,6 +360,11 @@ class Listing(models.Model):
     )
     published_at = models.DateTimeField(null=True, blank=True)
     revision = models.PositiveIntegerField(default=1)
+    # The terms staff approved, or last looked at after an edit, and their
+    # revision: a published listing whose revision has moved past it holds
+    # edits staff have not seen (``selectors.listings_changed_since_review``).
+    reviewed_revision = models.PositiveIntegerField(null=True, blank=True)
+    reviewed_terms = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

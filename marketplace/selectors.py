@@ -20,6 +20,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import (
     Count,
     Exists,
+    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -440,6 +441,88 @@ def listings_review_queue() -> QuerySet[Listing]:
         )
         .order_by("submitted_at", "id")
     )
+
+
+def listings_changed_since_review() -> QuerySet[Listing]:
+    """Published listings edited since staff approved them (or last looked
+    at their edits), longest waiting first. Edits to text and terms keep a
+    listing on sale (they apply to future sales only); staff see them here."""
+    return (
+        Listing.objects.filter(status=Listing.Status.PUBLISHED, reviewed_revision__lt=F("revision"))
+        .select_related("performer__user")
+        .order_by("updated_at", "id")
+    )
+
+
+class TermChange(NamedTuple):
+    label: str
+    before: str
+    after: str
+
+
+_TERM_LABELS = {
+    "title": "Title",
+    "description": "Description",
+    "duration_days": "Term",
+    "permitted_uses": "Permitted uses",
+    "worldwide": "Worldwide",
+    "territories": "Territories",
+    "sublicensing_allowed": "Sublicensing",
+    "attribution_required": "Attribution required",
+    "price_minor": "Price",
+    "currency": "Currency",
+    "revenue_share_bps": "Revenue share",
+    "revenue_threshold_minor": "Revenue threshold",
+    "per_unit_rates": "Per-unit rates",
+    "reuse_caps": "Reuse caps",
+}
+
+
+def listing_changes_since_review(listing: Listing) -> list[TermChange]:
+    """What differs between the terms staff reviewed and the listing now,
+    field by field, in words. No queries."""
+    reviewed = listing.reviewed_terms or {}
+    changes = []
+    for name in Listing.TERM_FIELDS:
+        label = _TERM_LABELS[name]
+        before, after = reviewed.get(name), getattr(listing, name)
+        if before == after:
+            continue
+        currency_before = reviewed.get("currency", listing.currency)
+        changes.append(
+            TermChange(
+                label,
+                _term_words(name, before, currency_before),
+                _term_words(name, after, listing.currency),
+            )
+        )
+    return changes
+
+
+def _term_words(name: str, value, currency: str) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if name in ("price_minor", "revenue_threshold_minor"):
+        return money_label(value, currency)
+    if name == "duration_days":
+        return f"{value} days ({duration_label(value)})"
+    if name == "revenue_share_bps":
+        return bps_label(value)
+    if name == "permitted_uses":
+        return ", ".join(uses_labels(value))
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if name == "per_unit_rates":
+        return "; ".join(
+            f"{money_label(rate.get('amount_minor'), currency)} per {rate.get('per', 1):,} "
+            f"{metric.replace('_', ' ')}"
+            for metric, rate in value.items()
+        )
+    if isinstance(value, dict):
+        return "; ".join(f"{key.replace('_', ' ')}: {v}" for key, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def listing_for_staff(listing_id: int) -> Listing:

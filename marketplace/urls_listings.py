@@ -46,4 +46,14 @@ urlpatterns = [
     path(
         "staff/listings/<int:pk>/reject/", views.staff_listing_reject, name="staff_listing_reject"
     ),
+    path(
+        "staff/listings/<int:pk>/changes-ok/",
+        views.staff_listing_changes_ok,
+        name="staff_listing_changes_ok",
+    ),
+    path(
+        "staff/listings/<int:pk>/take-off-sale/",
+        views.staff_listing_take_off_sale,
+        name="staff_listing_take_off_sale",
+    ),
 ]

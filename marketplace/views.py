@@ -27,6 +27,7 @@ from marketplace.forms import (
     ProvenanceForm,
     RejectForm,
     SignatureForm,
+    TakeOffSaleForm,
     apply_service_error,
     arc_rows_for_display,
     arc_rows_for_service,
@@ -698,10 +699,18 @@ def staff_listing_review_queue(request):
                 "reject_form": RejectForm(prefix=f"l{listing.pk}"),
             }
         )
+    changed = [
+        {
+            "listing": listing,
+            "changes": selectors.listing_changes_since_review(listing),
+            "form": TakeOffSaleForm(prefix=f"u{listing.pk}"),
+        }
+        for listing in selectors.listings_changed_since_review()
+    ]
     return render(
         request,
         "marketplace/staff/review_queue.html",
-        {"entries": entries, "current_text": current_text},
+        {"entries": entries, "changed": changed, "current_text": current_text},
     )
 
 
@@ -740,3 +749,35 @@ def staff_listing_reject(request, pk: int):
         request, f"Changes requested on “{listing.title}”. The performer sees your reason."
     )
     return redirect("staff_listing_review")
+
+
+@staff_required
+@require_POST
+def staff_listing_changes_ok(request, pk: int):
+    listing = selectors.listing_for_staff(pk)
+    try:
+        services.listing_changes_acknowledge(listing=listing, by=request.user, request=request)
+    except ApplicationError as exc:
+        messages.error(request, f"“{listing.title}”: {exc.message}")
+    else:
+        messages.success(request, f"The edits to “{listing.title}” stand.")
+    return redirect(reverse("staff_listing_review") + "#changed")
+
+
+@staff_required
+@require_POST
+def staff_listing_take_off_sale(request, pk: int):
+    listing = selectors.listing_for_staff(pk)
+    form = TakeOffSaleForm(request.POST, prefix=f"u{listing.pk}")
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        services.listing_unpublish(listing=listing, by=request.user, reason=reason, request=request)
+    except ApplicationError as exc:
+        messages.error(request, f"“{listing.title}” was not taken off sale: {exc.message}")
+        return redirect(reverse("staff_listing_review") + f"#changed-{listing.pk}")
+    messages.success(
+        request,
+        f"“{listing.title}” left the catalogue. The performer sees your reason; licenses "
+        "already sold are not affected.",
+    )
+    return redirect(reverse("staff_listing_review") + "#changed")

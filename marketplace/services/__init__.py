@@ -22,6 +22,7 @@ Rules that must hold (DESIGN.md invariants 5, 6 and 8):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -974,6 +975,10 @@ def listing_update(
         _listing_set_status(
             listing, Listing.Status.IN_REVIEW, by=by, reason="Recordings changed.", request=request
         )
+    if listing.status == Listing.Status.PUBLISHED and _terms_as_reviewed(listing):
+        # Edited back to exactly what staff approved: nothing for them to see.
+        listing.reviewed_revision = listing.revision
+        listing.save(update_fields=["reviewed_revision"])
     audit_record(
         action="listing.updated",
         actor=by,
@@ -986,26 +991,13 @@ def listing_update(
     return listing
 
 
+def _terms_as_reviewed(listing: Listing) -> bool:
+    # Compared as stored JSON, the form reviewed_terms comes back in.
+    return listing.reviewed_terms == json.loads(json.dumps(_clean_terms_snapshot(listing)))
+
+
 def _clean_terms_snapshot(listing: Listing) -> dict:
-    return {
-        name: getattr(listing, name)
-        for name in (
-            "title",
-            "description",
-            "duration_days",
-            "permitted_uses",
-            "worldwide",
-            "territories",
-            "sublicensing_allowed",
-            "attribution_required",
-            "price_minor",
-            "currency",
-            "revenue_share_bps",
-            "revenue_threshold_minor",
-            "per_unit_rates",
-            "reuse_caps",
-        )
-    }
+    return {name: getattr(listing, name) for name in Listing.TERM_FIELDS}
 
 
 def _listing_set_status(
@@ -1030,7 +1022,9 @@ def _listing_set_status(
         fields += ["reviewed_at", "reviewed_by"]
         if status == Listing.Status.PUBLISHED:
             listing.published_at = now
-            fields.append("published_at")
+            listing.reviewed_revision = listing.revision
+            listing.reviewed_terms = _clean_terms_snapshot(listing)
+            fields += ["published_at", "reviewed_revision", "reviewed_terms"]
         else:
             listing.rejection_reason = reason
             fields.append("rejection_reason")
@@ -1146,11 +1140,48 @@ def listing_review(
 def listing_unpublish(
     *, listing: Listing, by: User, reason: str = "", request: HttpRequest | None = None
 ) -> Listing:
+    """The performer takes their listing off sale, or staff do, saying why
+    (the performer sees the reason). Licenses already sold are unaffected."""
     listing = Listing.objects.select_for_update().select_related("performer").get(pk=listing.pk)
-    if listing.performer.user_id != by.pk and not by.is_staff:
+    own = listing.performer.user_id == by.pk
+    if not own and not by.is_staff:
         raise NotFound("No such listing.")
     to = _transition(listing, "unpublish")
-    _listing_set_status(listing, to, by=by, reason=reason, request=request)
+    if not own and not reason.strip():
+        raise _field_error("reason", "Tell the performer why the listing leaves the catalogue.")
+    _listing_set_status(listing, to, by=by, reason=reason.strip(), request=request)
+    return listing
+
+
+@transaction.atomic
+def listing_changes_acknowledge(
+    *, listing: Listing, by: User, request: HttpRequest | None = None
+) -> Listing:
+    """Staff have looked at the edits made to a published listing since it
+    was approved and let them stand: what it offers now becomes what staff
+    reviewed. Audited with the fields that had changed."""
+    if not by.is_staff:
+        raise PermissionDenied("Only staff review listings.")
+    listing = Listing.objects.select_for_update().get(pk=listing.pk)
+    if listing.status != Listing.Status.PUBLISHED:
+        raise Conflict(
+            "Only a published listing's edits are looked at here.",
+            code="invalid_listing_transition",
+        )
+    terms = _clean_terms_snapshot(listing)
+    changed = sorted(
+        name for name, value in terms.items() if (listing.reviewed_terms or {}).get(name) != value
+    )
+    listing.reviewed_revision = listing.revision
+    listing.reviewed_terms = terms
+    listing.save(update_fields=["reviewed_revision", "reviewed_terms", "updated_at"])
+    audit_record(
+        action="listing.changes_reviewed",
+        actor=by,
+        target=listing,
+        request=request,
+        data={"revision": listing.revision, "fields": changed},
+    )
     return listing
 
 
