@@ -365,6 +365,11 @@ class Listing(models.Model):
     # edits staff have not seen (``selectors.listings_changed_since_review``).
     reviewed_revision = models.PositiveIntegerField(null=True, blank=True)
     reviewed_terms = models.JSONField(null=True, blank=True)
+    # The same for its recordings' signatures and provenance, by recording
+    # uid (``services.recording_review_snapshot``); ``recordings_changed``
+    # says whether any of them differs now.
+    reviewed_recordings = models.JSONField(null=True, blank=True)
+    recordings_changed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -41,7 +41,7 @@ from marketplace.models import (
     Recording,
     RecordingSplit,
 )
-from marketplace.taxonomy import Use
+from marketplace.taxonomy import Authenticity, Emotion, Use
 
 TOTAL_BPS = 10_000
 PROVENANCE_LABELS = {
@@ -445,11 +445,19 @@ def listings_review_queue() -> QuerySet[Listing]:
 
 def listings_changed_since_review() -> QuerySet[Listing]:
     """Published listings edited since staff approved them (or last looked
-    at their edits), longest waiting first. Edits to text and terms keep a
-    listing on sale (they apply to future sales only); staff see them here."""
+    at their edits), longest waiting first: their text and terms, or their
+    recordings' signatures or provenance. Such edits keep a listing on sale
+    (new terms apply to future sales only); staff see them here."""
+    items = ListingItem.objects.select_related(
+        "recording__signature", "recording__provenance"
+    ).order_by("position", "id")
     return (
-        Listing.objects.filter(status=Listing.Status.PUBLISHED, reviewed_revision__lt=F("revision"))
+        Listing.objects.filter(
+            Q(reviewed_revision__lt=F("revision")) | Q(recordings_changed=True),
+            status=Listing.Status.PUBLISHED,
+        )
         .select_related("performer__user")
+        .prefetch_related(Prefetch("items", queryset=items))
         .order_by("updated_at", "id")
     )
 
@@ -479,8 +487,89 @@ _TERM_LABELS = {
 
 
 def listing_changes_since_review(listing: Listing) -> list[TermChange]:
-    """What differs between the terms staff reviewed and the listing now,
-    field by field, in words. No queries."""
+    """What differs between what staff reviewed and the listing now, field by
+    field, in words: its terms, then its recordings' signatures and
+    provenance. No queries on a listing from
+    ``listings_changed_since_review``."""
+    from marketplace.services import recording_review_snapshot
+
+    changes = _term_changes(listing)
+    seen_recordings = listing.reviewed_recordings or {}
+    for item in listing.items.all():
+        recording = item.recording
+        seen = seen_recordings.get(recording.uid)
+        if seen is None:
+            continue
+        now = recording_review_snapshot(recording)
+        for key in dict.fromkeys([*seen, *now]):
+            before, after = seen.get(key), now.get(key)
+            if before != after:
+                what = _RECORDING_LABELS.get(key, key)
+                changes.append(
+                    TermChange(
+                        f"“{recording.title}” ({recording.uid}): {what}",
+                        _recording_words(key, before),
+                        _recording_words(key, after),
+                    )
+                )
+    return changes
+
+
+_RECORDING_LABELS = {
+    "signature.primary_emotion": "primary emotion",
+    "signature.intensity": "intensity",
+    "signature.valence": "valence",
+    "signature.arousal": "arousal",
+    "signature.authenticity": "authenticity",
+    "signature.arc": "arc",
+    "signature.action_units": "FACS action units",
+    "signature.vocal_events": "vocal events",
+    "signature.annotator": "annotated by",
+    "signature.description": "description",
+    "signature.tags": "tags",
+    "provenance.performer_name": "performer name (provenance)",
+    "provenance.performer_contact": "performer contact (provenance)",
+    "provenance.recording_date": "recording date (provenance)",
+    "provenance.session_name": "session (provenance)",
+    "provenance.studio": "studio (provenance)",
+    "provenance.annotator": "annotator (provenance)",
+}
+
+
+def _seconds(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _emotion_words(code) -> str:
+    return Emotion(code).label if code in Emotion.values else str(code)
+
+
+def _recording_words(key: str, value) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if key == "signature.primary_emotion":
+        return _emotion_words(value)
+    if key == "signature.authenticity":
+        return Authenticity(value).label if value in Authenticity.values else str(value)
+    if key == "signature.intensity":
+        return f"{value}/5"
+    if key == "signature.valence":
+        return f"{float(value):+.2f}"
+    if key == "signature.arousal":
+        return f"{float(value):.2f}"
+    if key == "signature.arc":
+        return "; ".join(
+            f"{_seconds(segment.get('start'))}–{_seconds(segment.get('end'))} s "
+            f"{_emotion_words(segment.get('emotion')).lower()} {segment.get('intensity')}/5"
+            + (f" ({segment['note']})" if segment.get("note") else "")
+            for segment in value
+        )
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _term_changes(listing: Listing) -> list[TermChange]:
     reviewed = listing.reviewed_terms or {}
     changes = []
     for name in Listing.TERM_FIELDS:

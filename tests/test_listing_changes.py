@@ -13,7 +13,7 @@ from django.urls import reverse
 from core.errors import PermissionDenied, ValidationError
 from core.models import AuditEvent
 from marketplace import selectors, services
-from marketplace.models import CatalogueEntry, Listing
+from marketplace.models import CatalogueEntry, EmotionalSignature, Listing, Provenance
 from marketplace.services import ListingTerms
 from tests.factories import make_performer, make_user
 from tests.factories_marketplace import make_published_listing, make_sellable_recording
@@ -240,3 +240,129 @@ def test_the_staff_actions_are_for_staff_with_a_second_factor(client, performer,
 def test_a_missing_listing_is_404_for_staff(client, staff):
     give_mfa_session(client, staff)
     assert client.post(reverse("staff_listing_changes_ok", args=[999_999])).status_code == 404
+
+
+# --- Edits to a listed recording's signature or provenance -----------------------------------
+
+
+def describe(recording, performer, **changes):
+    signature = EmotionalSignature.objects.get(recording=recording)
+    values = {
+        "primary_emotion": signature.primary_emotion,
+        "intensity": signature.intensity,
+        "valence": signature.valence,
+        "arousal": signature.arousal,
+        "authenticity": signature.authenticity,
+        "arc": signature.arc,
+        "tags": signature.tags,
+        "description": signature.description,
+        **changes,
+    }
+    services.signature_save(recording=recording, by=performer.user, **values)
+    recording.refresh_from_db()
+
+
+def pack(performer, staff, titles=("Take A", "Take B")):
+    recordings = [make_sellable_recording(performer, title=t, seconds=6.0) for t in titles]
+    listing = make_published_listing(performer, recordings, reviewer=staff, title="Pack")
+    return listing, recordings
+
+
+def changes_of(listing_pk: int) -> dict[str, tuple[str, str]]:
+    listing = selectors.listings_changed_since_review().get(pk=listing_pk)
+    return {c.label: (c.before, c.after) for c in selectors.listing_changes_since_review(listing)}
+
+
+def test_approval_records_each_recordings_signature_and_provenance(performer, staff):
+    listing, (a, b) = pack(performer, staff)
+    assert set(listing.reviewed_recordings) == {a.uid, b.uid}
+    assert listing.reviewed_recordings[a.uid]["signature.primary_emotion"] == "grief"
+    assert listing.reviewed_recordings[a.uid]["provenance.recording_date"] == "2026-10-01"
+    assert listing.recordings_changed is False
+
+
+def test_a_signature_edit_on_a_listed_recording_is_shown_to_staff(performer, staff):
+    listing, (a, _) = pack(performer, staff)
+    describe(
+        a,
+        performer,
+        primary_emotion="anger",
+        intensity=5,
+        arc=[{"start": 0, "end": 6, "emotion": "anger", "intensity": 5, "note": "Shouts"}],
+    )
+    listing.refresh_from_db()
+    assert listing.status == Listing.Status.PUBLISHED
+    assert listing.recordings_changed is True
+    assert CatalogueEntry.objects.get(listing=listing, recording=a).primary_emotion == "anger"
+    where = f"“Take A” ({a.uid})"
+    assert changes_of(listing.pk) == {
+        f"{where}: primary emotion": ("Grief", "Anger"),
+        f"{where}: intensity": ("4/5", "5/5"),
+        f"{where}: arc": ("—", "0–6 s anger 5/5 (Shouts)"),
+    }
+
+
+def test_a_provenance_edit_is_shown_and_editing_back_clears_it(performer, staff):
+    listing, (a, _) = pack(performer, staff)
+    provenance = Provenance.objects.get(recording=a)
+
+    def save(studio):
+        services.provenance_save(
+            recording=a,
+            by=performer.user,
+            performer_name=provenance.performer_name,
+            performer_contact=provenance.performer_contact,
+            recording_date=provenance.recording_date,
+            session_name=provenance.session_name,
+            studio=studio,
+        )
+
+    save("Studio 9, Lagos")
+    assert changes_of(listing.pk) == {
+        f"“Take A” ({a.uid}): studio (provenance)": ("—", "Studio 9, Lagos")
+    }
+    save("")
+    assert changed_ids() == []
+
+
+def test_another_recordings_unchanged_save_keeps_the_flag(performer, staff):
+    listing, (a, b) = pack(performer, staff)
+    describe(a, performer, intensity=1)
+    describe(b, performer)  # saved again, nothing different
+    assert changed_ids() == [listing.pk]
+    describe(a, performer, intensity=4)  # back to what staff approved
+    assert changed_ids() == []
+
+
+def test_letting_recording_edits_stand_takes_them_as_reviewed(performer, staff):
+    listing, (a, _) = pack(performer, staff)
+    describe(a, performer, authenticity="forced")
+    services.listing_changes_acknowledge(listing=listing, by=staff)
+    listing.refresh_from_db()
+    assert (listing.recordings_changed, changed_ids()) == (False, [])
+    assert listing.reviewed_recordings[a.uid]["signature.authenticity"] == "forced"
+    event = AuditEvent.objects.get(action="listing.changes_reviewed")
+    assert event.data["fields"] == [a.uid]
+
+
+def test_edits_to_a_recording_in_a_draft_listing_flag_nothing(performer, staff):
+    recording = make_sellable_recording(performer, title="Draft take")
+    listing = services.listing_create(
+        performer=performer,
+        by=performer.user,
+        recording_ids=[recording.pk],
+        terms=ListingTerms(title="Draft", price_minor=40_000, permitted_uses=["evaluation"]),
+    )
+    describe(recording, performer, intensity=1)
+    listing.refresh_from_db()
+    assert (listing.reviewed_recordings, listing.recordings_changed) == (None, False)
+
+
+def test_review_page_shows_recording_edits(client, performer, staff):
+    listing, (a, _) = pack(performer, staff)
+    describe(a, performer, primary_emotion="joy")
+    give_mfa_session(client, staff)
+    page = client.get(reverse("staff_listing_review")).content.decode()
+    section = page[page.index(f'id="changed-{listing.pk}"') :]
+    assert f"“Take A” ({a.uid}): primary emotion" in section
+    assert "Grief" in section and "Joy" in section

@@ -27,10 +27,15 @@ TERMS = (
 def seen_as_they_stand(apps, schema_editor):
     Listing = apps.get_model("marketplace", "Listing")
     published = Listing.objects.filter(status="published", reviewed_revision__isnull=True)
-    for listing in published.only("pk", "revision", *TERMS).iterator():
+    batch = []
+    for listing in published.only("pk", "revision", *TERMS).iterator(chunk_size=2000):
         listing.reviewed_revision = listing.revision
         listing.reviewed_terms = {name: getattr(listing, name) for name in TERMS}
-        listing.save(update_fields=["reviewed_revision", "reviewed_terms"])
+        batch.append(listing)
+        if len(batch) == 2000:
+            Listing.objects.bulk_update(batch, ["reviewed_revision", "reviewed_terms"])
+            batch = []
+    Listing.objects.bulk_update(batch, ["reviewed_revision", "reviewed_terms"])
 
 
 class Migration(migrations.Migration):

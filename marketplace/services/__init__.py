@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -129,6 +130,7 @@ def provenance_save(
         api_key=_api_key_of(request),
     )
     _refresh_listings_of(recording)
+    _note_recording_edits(recording)
     return provenance
 
 
@@ -611,6 +613,7 @@ def signature_save(
         data={"primary_emotion": primary_emotion, "intensity": intensity},
     )
     _refresh_listings_of(recording)
+    _note_recording_edits(recording)
     return signature
 
 
@@ -1000,6 +1003,72 @@ def _clean_terms_snapshot(listing: Listing) -> dict:
     return {name: getattr(listing, name) for name in Listing.TERM_FIELDS}
 
 
+# What staff see of each recording when they approve a listing, and compare
+# later: a performer may still edit these on a listed recording (the listing
+# stays on sale), so staff are shown the difference.
+SIGNATURE_REVIEWED = (
+    "primary_emotion",
+    "intensity",
+    "valence",
+    "arousal",
+    "authenticity",
+    "arc",
+    "action_units",
+    "vocal_events",
+    "annotator",
+    "description",
+    "tags",
+)
+PROVENANCE_REVIEWED = (
+    "performer_name",
+    "performer_contact",
+    "recording_date",
+    "session_name",
+    "studio",
+    "annotator",
+)
+
+
+def recording_review_snapshot(recording: Recording) -> dict:
+    """The recording's signature and provenance as plain JSON values, keyed
+    ``signature.<field>`` and ``provenance.<field>`` (absent parts are left
+    out). Reads ``recording.signature`` and ``recording.provenance``, so
+    select or prefetch them."""
+    snapshot: dict = {}
+    for part, fields in (("signature", SIGNATURE_REVIEWED), ("provenance", PROVENANCE_REVIEWED)):
+        try:
+            obj = getattr(recording, part)
+        except ObjectDoesNotExist:
+            continue
+        for name in fields:
+            value = getattr(obj, name)
+            snapshot[f"{part}.{name}"] = value.isoformat() if isinstance(value, date) else value
+    return json.loads(json.dumps(snapshot))
+
+
+def _recordings_reviewed(listing: Listing) -> dict[str, dict]:
+    recordings = Recording.objects.filter(listing_items__listing=listing).select_related(
+        "signature", "provenance"
+    )
+    return {r.uid: recording_review_snapshot(r) for r in recordings}
+
+
+def _note_recording_edits(recording: Recording) -> None:
+    """After a listed recording's signature or provenance was saved: flag the
+    published listings offering it whose recordings no longer read as staff
+    approved them, and unflag those edited back to it."""
+    for listing in (
+        Listing.objects.select_for_update()
+        .filter(items__recording=recording, status=Listing.Status.PUBLISHED)
+        .exclude(reviewed_recordings=None)
+        .order_by("pk")
+    ):
+        changed = _recordings_reviewed(listing) != listing.reviewed_recordings
+        if changed != listing.recordings_changed:
+            listing.recordings_changed = changed
+            listing.save(update_fields=["recordings_changed"])
+
+
 def _listing_set_status(
     listing: Listing,
     status: str,
@@ -1024,7 +1093,15 @@ def _listing_set_status(
             listing.published_at = now
             listing.reviewed_revision = listing.revision
             listing.reviewed_terms = _clean_terms_snapshot(listing)
-            fields += ["published_at", "reviewed_revision", "reviewed_terms"]
+            listing.reviewed_recordings = _recordings_reviewed(listing)
+            listing.recordings_changed = False
+            fields += [
+                "published_at",
+                "reviewed_revision",
+                "reviewed_terms",
+                "reviewed_recordings",
+                "recordings_changed",
+            ]
         else:
             listing.rejection_reason = reason
             fields.append("rejection_reason")
@@ -1172,9 +1249,22 @@ def listing_changes_acknowledge(
     changed = sorted(
         name for name, value in terms.items() if (listing.reviewed_terms or {}).get(name) != value
     )
+    recordings = _recordings_reviewed(listing)
+    seen = listing.reviewed_recordings or {}
+    changed += sorted(uid for uid, snapshot in recordings.items() if seen.get(uid) != snapshot)
     listing.reviewed_revision = listing.revision
     listing.reviewed_terms = terms
-    listing.save(update_fields=["reviewed_revision", "reviewed_terms", "updated_at"])
+    listing.reviewed_recordings = recordings
+    listing.recordings_changed = False
+    listing.save(
+        update_fields=[
+            "reviewed_revision",
+            "reviewed_terms",
+            "reviewed_recordings",
+            "recordings_changed",
+            "updated_at",
+        ]
+    )
     audit_record(
         action="listing.changes_reviewed",
         actor=by,
