@@ -51,3 +51,13 @@ def recording_previews_resend_task(
     if report.resent or report.abandoned:
         logger.info("Preview resend: %s", report.as_dict())
     return report.as_dict()
+
+
+@shared_task
+def listing_decision_notify_task(audit_event_id: int) -> str:
+    """Email the performer a staff decision on their listing. No retries and
+    acknowledged on receipt: a notice may be lost to a crash, but is never
+    sent twice."""
+    from marketplace.notifications import listing_decision_notify
+
+    return listing_decision_notify(audit_event_id)

@@ -23,6 +23,7 @@ Rules that must hold (DESIGN.md invariants 5, 6 and 8):
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ from marketplace.taxonomy import (
 LISTING_MIN_DAYS = 30
 LISTING_MAX_DAYS = 1095
 TOTAL_BPS = 10_000
+
+
+logger = logging.getLogger(__name__)
 
 
 def _field_error(field: str, message: str, code: str = "validation_error") -> ValidationError:
@@ -1111,7 +1115,7 @@ def _listing_set_status(
         listing.rejection_reason = reason
         fields.append("rejection_reason")
     listing.save(update_fields=fields)
-    audit_record(
+    event = audit_record(
         action=f"listing.{status}",
         actor=by,
         target=listing,
@@ -1120,6 +1124,24 @@ def _listing_set_status(
         data={"from": old, "to": status, "reason": reason},
     )
     catalogue_refresh_listing(listing)
+    decided_by_staff = by is not None and by.pk != listing.performer.user_id
+    if decided_by_staff and status in _DECISIONS_TOLD:
+        transaction.on_commit(lambda: _tell_performer(event.pk))
+
+
+# Staff decisions the performer is emailed about (marketplace.notifications).
+_DECISIONS_TOLD = {Listing.Status.PUBLISHED, Listing.Status.REJECTED, Listing.Status.UNPUBLISHED}
+
+
+def _tell_performer(audit_event_id: int) -> None:
+    from marketplace.tasks import listing_decision_notify_task
+
+    try:
+        listing_decision_notify_task.delay(audit_event_id)
+    except Exception:
+        # The decision stands and the performer sees it on their pages; a
+        # broker outage only loses the email.
+        logger.exception("Could not enqueue the email for audit event %s", audit_event_id)
 
 
 _TRANSITIONS = {
