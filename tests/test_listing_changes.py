@@ -366,3 +366,13 @@ def test_review_page_shows_recording_edits(client, performer, staff):
     section = page[page.index(f'id="changed-{listing.pk}"') :]
     assert f"“Take A” ({a.uid}): primary emotion" in section
     assert "Grief" in section and "Joy" in section
+
+
+def test_a_listing_approved_before_snapshots_existed_is_not_flagged(performer, staff):
+    listing, (a, _) = pack(performer, staff)
+    # As published before migration 0007 and never snapshotted (SQL NULL).
+    Listing.objects.filter(pk=listing.pk).update(reviewed_recordings=None)
+    describe(a, performer, intensity=1)
+    listing.refresh_from_db()
+    assert (listing.reviewed_recordings, listing.recordings_changed) == (None, False)
+    assert changed_ids() == []

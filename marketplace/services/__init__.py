@@ -1064,7 +1064,7 @@ def _note_recording_edits(recording: Recording) -> None:
     for listing in (
         Listing.objects.select_for_update()
         .filter(items__recording=recording, status=Listing.Status.PUBLISHED)
-        .exclude(reviewed_recordings=None)
+        .filter(reviewed_recordings__isnull=False)
         .order_by("pk")
     ):
         changed = _recordings_reviewed(listing) != listing.reviewed_recordings
