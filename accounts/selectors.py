@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from accounts.models import ApiKey, Invitation, Membership, Organization, PerformerProfile, User
 
@@ -79,6 +79,13 @@ class Principal:
 
     def can_act_for(self, organization_id: int) -> bool:
         return organization_id in self.organization_ids
+
+
+def api_key_of(request: HttpRequest | None) -> ApiKey | None:
+    """The API key a request was authenticated with (DRF's ``request.auth``),
+    for audit records; None for a browser session or no request."""
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) else None
 
 
 def principal_for(user: User, api_key: ApiKey | None) -> Principal:

@@ -98,34 +98,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class ProvenanceInline(ReadOnlyInline, admin.StackedInline):
     model = Provenance
-    fields = [
-        "performer_name",
-        "performer_contact",
-        "recording_date",
-        "session_name",
-        "studio",
-        "annotator",
-        "updated_at",
-    ]
+    fields = [*Provenance.FIELDS, "updated_at"]
     readonly_fields = fields
 
 
 class SignatureInline(ReadOnlyInline, admin.StackedInline):
     model = EmotionalSignature
-    fields = [
-        "primary_emotion",
-        "intensity",
-        "valence",
-        "arousal",
-        "authenticity",
-        "arc",
-        "action_units",
-        "vocal_events",
-        "annotator",
-        "description",
-        "tags",
-        "updated_at",
-    ]
+    fields = [*EmotionalSignature.FIELDS, "updated_at"]
     readonly_fields = fields
 
 

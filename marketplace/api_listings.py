@@ -213,21 +213,7 @@ class SignatureRecordSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EmotionalSignature
-        fields = [
-            "recording",
-            "primary_emotion",
-            "intensity",
-            "valence",
-            "arousal",
-            "authenticity",
-            "arc",
-            "action_units",
-            "vocal_events",
-            "annotator",
-            "description",
-            "tags",
-            "updated_at",
-        ]
+        fields = ["recording", *EmotionalSignature.FIELDS, "updated_at"]
         read_only_fields = fields
 
 
@@ -237,17 +223,7 @@ class ProvenanceRecordSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Provenance
-        fields = [
-            "recording",
-            "performer_name",
-            "performer_contact",
-            "recording_date",
-            "session_name",
-            "studio",
-            "annotator",
-            "missing_fields",
-            "updated_at",
-        ]
+        fields = ["recording", *Provenance.FIELDS, "missing_fields", "updated_at"]
         read_only_fields = fields
 
     def get_missing_fields(self, obj) -> list[str]:
@@ -472,19 +448,7 @@ class ListingReviewApi(APIView):
 
 # --- Recording sub-resources ------------------------------------------------------------------
 
-SIGNATURE_FIELDS = {
-    "primary_emotion",
-    "intensity",
-    "valence",
-    "arousal",
-    "authenticity",
-    "arc",
-    "action_units",
-    "vocal_events",
-    "annotator",
-    "description",
-    "tags",
-}
+SIGNATURE_FIELDS = set(EmotionalSignature.FIELDS)
 
 
 class RecordingSignatureApi(APIView):
@@ -529,14 +493,7 @@ class RecordingSignatureApi(APIView):
         return Response(SignatureRecordSerializer(signature).data)
 
 
-PROVENANCE_FIELDS = {
-    "performer_name",
-    "performer_contact",
-    "recording_date",
-    "session_name",
-    "studio",
-    "annotator",
-}
+PROVENANCE_FIELDS = set(Provenance.FIELDS)
 
 
 class RecordingProvenanceApi(APIView):

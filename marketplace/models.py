@@ -134,6 +134,17 @@ class Provenance(models.Model):
     mandatory before it can be listed; session, studio and annotator are
     recorded where known."""
 
+    # What a performer records (everything but the recording and the time):
+    # the API, the admin and staff review all read this list.
+    FIELDS = (
+        "performer_name",
+        "performer_contact",
+        "recording_date",
+        "session_name",
+        "studio",
+        "annotator",
+    )
+
     recording = models.OneToOneField(Recording, on_delete=models.CASCADE, related_name="provenance")
     performer_name = models.CharField(max_length=200, blank=True)
     performer_contact = models.CharField(max_length=200, blank=True)
@@ -241,6 +252,22 @@ class EmotionalSignature(models.Model):
     ``{"start": s, "end": s, "emotion": code, "intensity": 1-5, "note": str}``
     inside the recording's duration and not overlapping (checked by
     ``marketplace.services.signature_save``)."""
+
+    # What a performer describes (everything but the recording and the
+    # time): the API, the admin, the catalogue and staff review read this list.
+    FIELDS = (
+        "primary_emotion",
+        "intensity",
+        "valence",
+        "arousal",
+        "authenticity",
+        "arc",
+        "action_units",
+        "vocal_events",
+        "annotator",
+        "description",
+        "tags",
+    )
 
     recording = models.OneToOneField(Recording, on_delete=models.CASCADE, related_name="signature")
     primary_emotion = models.CharField(max_length=20, choices=Emotion.choices)

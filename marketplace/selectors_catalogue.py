@@ -100,7 +100,13 @@ from django.db.models import (
 from django.utils.translation import get_language
 
 from core.errors import NotFound, ValidationError
-from marketplace.models import CatalogueEntry, Listing, ListingItem, Recording
+from marketplace.models import (
+    CatalogueEntry,
+    EmotionalSignature,
+    Listing,
+    ListingItem,
+    Recording,
+)
 from marketplace.taxonomy import Annotator, Authenticity, Emotion, Metric, Use
 from marketplace.templatetags.money import format_money
 
@@ -663,19 +669,7 @@ _RECORDING_FIELDS = (
     "preview",
     "preview_status",
 )
-_SIGNATURE_FIELDS = (
-    "primary_emotion",
-    "intensity",
-    "valence",
-    "arousal",
-    "authenticity",
-    "arc",
-    "action_units",
-    "vocal_events",
-    "annotator",
-    "description",
-    "tags",
-)
+_SIGNATURE_FIELDS = EmotionalSignature.FIELDS
 _SHOWN_FIELDS = (
     "position",
     "listing",
@@ -858,7 +852,6 @@ def _shown_statement() -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     from django.db.models import JSONField
 
     from accounts.models import PerformerProfile
-    from marketplace.models import EmotionalSignature
 
     def table(model) -> str:
         return connection.ops.quote_name(model._meta.db_table)

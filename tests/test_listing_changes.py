@@ -376,3 +376,11 @@ def test_a_listing_approved_before_snapshots_existed_is_not_flagged(performer, s
     listing.refresh_from_db()
     assert (listing.reviewed_recordings, listing.recordings_changed) == (None, False)
     assert changed_ids() == []
+
+
+def test_letting_changes_stand_twice_records_one_decision(performer, staff):
+    listing = published(performer, staff)
+    edit(listing, performer, price_minor=70_000)
+    services.listing_changes_acknowledge(listing=listing, by=staff)
+    services.listing_changes_acknowledge(listing=listing, by=staff)
+    assert AuditEvent.objects.filter(action="listing.changes_reviewed").count() == 1

@@ -36,7 +36,8 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import ApiKey, PerformerProfile, User
+from accounts.models import PerformerProfile, User
+from accounts.selectors import api_key_of
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.services import audit_record, client_ip
 from marketplace.consent_texts import CURRENT_VERSION, TEXTS, text_sha256
@@ -72,12 +73,6 @@ logger = logging.getLogger(__name__)
 
 def _field_error(field: str, message: str, code: str = "validation_error") -> ValidationError:
     return ValidationError(f"{field}: {message}", code=code, details={"fields": {field: [message]}})
-
-
-def _api_key_of(request: HttpRequest | None) -> ApiKey | None:
-    """The API key a request was made with, for the audit record."""
-    auth = getattr(request, "auth", None)
-    return auth if isinstance(auth, ApiKey) else None
 
 
 def _require_owner(recording: Recording, user: User) -> None:
@@ -131,7 +126,7 @@ def provenance_save(
         actor=by,
         target=recording,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
     )
     _refresh_listings_of(recording)
     _note_recording_edits(recording)
@@ -255,7 +250,7 @@ def consent_give(
         actor=by,
         target=recording,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"consent": consent.pk, "allowed_uses": uses, "version": text.version},
     )
     # A narrower consent takes the listings it no longer covers off sale at
@@ -310,7 +305,7 @@ def consent_withdraw(
         actor=by,
         target=recording,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
     )
     for listing in Listing.objects.select_for_update().filter(
         items__recording=recording, status__in=[Listing.Status.PUBLISHED, Listing.Status.IN_REVIEW]
@@ -369,7 +364,7 @@ def recording_set_status(
         actor=by,
         target=recording,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"from": old, "to": status, "reason": reason[:2000]},
     )
     if status == Recording.Status.REMOVED:
@@ -613,7 +608,7 @@ def signature_save(
         actor=by,
         target=recording,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"primary_emotion": primary_emotion, "intensity": intensity},
     )
     _refresh_listings_of(recording)
@@ -678,7 +673,7 @@ def splits_set(
         actor=by,
         target=recording,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"splits": {str(p.pk): b for p, b in shares}},
     )
     return splits
@@ -933,7 +928,7 @@ def listing_create(
         actor=by,
         target=listing,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"recordings": [r.uid for r in recordings], "terms": values},
     )
     return listing
@@ -991,7 +986,7 @@ def listing_update(
         actor=by,
         target=listing,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"before": before, "after": values, "revision": listing.revision},
     )
     catalogue_refresh_listing(listing)
@@ -1007,39 +1002,18 @@ def _clean_terms_snapshot(listing: Listing) -> dict:
     return {name: getattr(listing, name) for name in Listing.TERM_FIELDS}
 
 
-# What staff see of each recording when they approve a listing, and compare
-# later: a performer may still edit these on a listed recording (the listing
-# stays on sale), so staff are shown the difference.
-SIGNATURE_REVIEWED = (
-    "primary_emotion",
-    "intensity",
-    "valence",
-    "arousal",
-    "authenticity",
-    "arc",
-    "action_units",
-    "vocal_events",
-    "annotator",
-    "description",
-    "tags",
-)
-PROVENANCE_REVIEWED = (
-    "performer_name",
-    "performer_contact",
-    "recording_date",
-    "session_name",
-    "studio",
-    "annotator",
-)
-
-
 def recording_review_snapshot(recording: Recording) -> dict:
-    """The recording's signature and provenance as plain JSON values, keyed
+    """What staff see of a recording when they approve a listing of it, and
+    compare later: a performer may still edit these on a listed recording
+    (the listing stays on sale), so staff are shown the difference.
+
+    The recording's signature and provenance as plain JSON values, keyed
     ``signature.<field>`` and ``provenance.<field>`` (absent parts are left
     out). Reads ``recording.signature`` and ``recording.provenance``, so
     select or prefetch them."""
     snapshot: dict = {}
-    for part, fields in (("signature", SIGNATURE_REVIEWED), ("provenance", PROVENANCE_REVIEWED)):
+    parts = (("signature", EmotionalSignature.FIELDS), ("provenance", Provenance.FIELDS))
+    for part, fields in parts:
         try:
             obj = getattr(recording, part)
         except ObjectDoesNotExist:
@@ -1120,7 +1094,7 @@ def _listing_set_status(
         actor=by,
         target=listing,
         request=request,
-        api_key=_api_key_of(request),
+        api_key=api_key_of(request),
         data={"from": old, "to": status, "reason": reason},
     )
     catalogue_refresh_listing(listing)
@@ -1274,6 +1248,9 @@ def listing_changes_acknowledge(
     recordings = _recordings_reviewed(listing)
     seen = listing.reviewed_recordings or {}
     changed += sorted(uid for uid, snapshot in recordings.items() if seen.get(uid) != snapshot)
+    pending = listing.reviewed_revision != listing.revision or listing.recordings_changed
+    if not pending and not changed:
+        return listing  # already looked at (a second click): nothing to record
     listing.reviewed_revision = listing.revision
     listing.reviewed_terms = terms
     listing.reviewed_recordings = recordings

@@ -53,7 +53,8 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import ApiKey, PerformerProfile, User
+from accounts.models import PerformerProfile, User
+from accounts.selectors import api_key_of
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.services import audit_record, audit_records
 from marketplace import media
@@ -210,11 +211,6 @@ def _duplicate(performer: PerformerProfile, sha256: str) -> Conflict | None:
     )
 
 
-def _api_key_of(request: HttpRequest | None) -> ApiKey | None:
-    auth = getattr(request, "auth", None)
-    return auth if isinstance(auth, ApiKey) else None
-
-
 def _enqueue_preview(recording_id: int) -> bool:
     """Send the preview task; False when the broker refused it."""
     from marketplace.tasks import recording_preview_task
@@ -343,7 +339,7 @@ def _store(
                 actor=by,
                 target=recording,
                 request=request,
-                api_key=_api_key_of(request),
+                api_key=api_key_of(request),
                 data={
                     "uid": recording.uid,
                     "sha256": sha256,
